@@ -1,0 +1,117 @@
+"""The isc error hierarchy, shared by every distribution.
+
+Every error isc raises derives from :class:`IscError`::
+
+    IscError  (alias: IPCException, the isclib 1.x name)
+    ├── RemoteException          the remote side reported a failure
+    │   └── ServiceNotFoundError nobody consumes the service's queue (AMQP 312 NO_ROUTE)
+    ├── LocalException           the failure happened in this process
+    │   ├── TimeoutException     no reply within the invoke timeout
+    │   ├── ConnectionLostError  the broker connection is gone and the reply cannot arrive
+    │   └── ClientClosedError    the client was stopped
+    ├── CodecException           a payload could not be encoded or decoded
+    │   ├── EncodeError          the value cannot be written by this codec
+    │   ├── DecodeError          the payload is not valid for this codec
+    │   │   └── MalformedMessageError  valid codec payload, wrong message shape
+    │   ├── UnknownCodecError    no codec with that content type is known
+    │   └── CodecNotAllowedError the codec is known but not accepted (e.g. pickle)
+    └── ConfigurationError       an invalid setting or registration
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "IscError",
+    "IPCException",
+    "RemoteException",
+    "ServiceNotFoundError",
+    "LocalException",
+    "TimeoutException",
+    "ConnectionLostError",
+    "ClientClosedError",
+    "CodecException",
+    "EncodeError",
+    "DecodeError",
+    "MalformedMessageError",
+    "UnknownCodecError",
+    "CodecNotAllowedError",
+    "ConfigurationError",
+]
+
+
+class IscError(Exception):
+    """Root of every error raised by isc."""
+
+
+#: The isclib 1.x name of the root error, kept so ``except IPCException`` keeps working.
+IPCException = IscError
+
+
+class RemoteException(IscError):
+    """The remote service failed: it raised, or the method was missing, private or misused.
+
+    ``str(exc)`` is the remote message (as in isclib 1.x). ``remote_type`` names the remote
+    exception's type when the remote peer sent it (isc 2 peers do; isclib 1.x peers do not).
+    """
+
+    def __init__(self, message: str = "", remote_type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.remote_type = remote_type
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, remote_type={self.remote_type!r})"
+
+    def __reduce__(self) -> tuple[type[RemoteException], tuple[str, str | None]]:
+        return (type(self), (self.message, self.remote_type))
+
+
+class ServiceNotFoundError(RemoteException):
+    """The request could not be routed: no node consumes the service's queue."""
+
+
+class LocalException(IscError):
+    """A failure on this side of the wire (timeouts, lost connections, local decoding)."""
+
+
+class TimeoutException(LocalException):
+    """No reply arrived within the invoke timeout."""
+
+
+class ConnectionLostError(LocalException):
+    """The broker connection dropped, so a pending reply can no longer arrive."""
+
+
+class ClientClosedError(LocalException):
+    """The client was stopped while the call was pending, or a call was made after ``stop()``."""
+
+
+class CodecException(IscError):
+    """A payload could not be encoded or decoded (the isclib 1.x ``isc.codecs.CodecException``)."""
+
+
+class EncodeError(CodecException):
+    """A value cannot be represented by the chosen codec."""
+
+
+class DecodeError(CodecException):
+    """A payload is not valid for its codec."""
+
+
+class MalformedMessageError(DecodeError):
+    """A payload decoded, but it does not have the shape of the expected message type."""
+
+
+class UnknownCodecError(CodecException):
+    """No codec is registered for a content type."""
+
+
+class CodecNotAllowedError(CodecException):
+    """The codec exists but this peer does not accept it (pickle is refused by default)."""
+
+
+class ConfigurationError(IscError):
+    """An invalid setting, argument or registration."""
