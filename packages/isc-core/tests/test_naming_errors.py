@@ -19,6 +19,7 @@ from isc.core import (
     TimeoutException,
     broadcast_queue_name,
     fanout_exchange_name,
+    redact_url,
     reply_queue_name,
     service_queue_name,
     service_routing_key,
@@ -73,10 +74,31 @@ def test_every_distribution_has_the_same_version_and_sibling_ranges_admit_it() -
         assert f'__version__ = "{version}"' in version_file.read_text(), version_file
     for pyproject in REPO.glob("packages/*/pyproject.toml"):
         text = pyproject.read_text()
-        for dep, op, pinned in re.findall(r'"(isc-[a-z]+|isclib)(?:\[\w+\])?(~=|==)([\d.]+)"', text):
+        sibling_pins = re.findall(r'"(isc-[a-z]+|isclib)(?:\[\w+\])?(~=|==)([\d.]+)"', text)
+        assert sibling_pins or "isc-core" in str(pyproject), pyproject
+        for dep, op, pinned in sibling_pins:
             if op == "==":
                 assert pinned == version, f"{pyproject}: {dep}=={pinned}"
             else:
                 assert pinned.startswith(major_minor), f"{pyproject}: {dep}~={pinned}"
         if "isclib" in str(pyproject.parent.name):
             assert f'version = "{version}"' in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("amqp://guest:secret@127.0.0.1:5672/", "amqp://guest:***@127.0.0.1:5672/"),
+        ("amqps://u:p%40ss@broker/vh?heartbeat=5", "amqps://u:***@broker/vh?heartbeat=5"),
+        ("amqp://[::1]:5672/", "amqp://[::1]:5672/"),
+        ("amqp://user:pw@[::1]:5672/", "amqp://user:***@[::1]:5672/"),
+        ("amqp://127.0.0.1/", "amqp://127.0.0.1/"),
+    ],
+)
+def test_redact_url_hides_passwords(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
+    assert "secret" not in redact_url(url)
+
+
+def test_redact_url_survives_garbage() -> None:
+    assert redact_url("amqp://u:p@host:notaport/") == "<unparsable broker URL>"

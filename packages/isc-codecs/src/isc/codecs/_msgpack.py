@@ -111,7 +111,8 @@ class MsgpackCodec(AbstractCodec):
     Carries ``None``, bools, ints (64-bit), floats, strings, bytes, lists and dicts natively,
     plus datetimes (naive or aware, microseconds kept), dates, times, UUIDs, Decimals, sets and
     frozensets as extension values (codes in the module docstring). Tuples arrive as lists, as
-    in typed JSON; dict keys need not be strings (int keys stay ints).
+    in typed JSON, except as dict keys and set items, where they arrive as tuples. Dict keys
+    need not be strings (the unpacker runs with ``strict_map_key=False``): int keys stay ints.
 
     Instances are safe to share between threads. Creating one raises
     :class:`~isc.core.errors.CodecException` when ``msgpack`` is not installed.

@@ -54,6 +54,7 @@ from .protocol import (
     Request,
     exception_type_name,
 )
+from .urls import DEFAULT_URL, redact_url
 
 __all__ = [
     "__version__",
@@ -76,6 +77,9 @@ __all__ = [
     "service_routing_key",
     "validate_exchange_name",
     "validate_service_name",
+    # urls
+    "DEFAULT_URL",
+    "redact_url",
     # codecs
     "OBJECT_TYPE_KEY",
     "OBJECT_VALUE_KEY",
