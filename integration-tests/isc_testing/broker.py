@@ -25,13 +25,14 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 import weakref
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Callable, Optional, Union
+from typing import IO, Any, Callable
 
 import pika
 import pika.exceptions
@@ -80,16 +81,28 @@ def free_port(exclude: Collection[int] = ()) -> int:
     raise BrokerError("could not find a free TCP port on 127.0.0.1")
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved_level = logging.NOTSET
+
+
 @contextlib.contextmanager
 def _quiet_pika() -> Iterator[None]:
     """Silence pika's ERROR logs for the expected failed handshakes while a node boots."""
+    global _quiet_depth, _quiet_saved_level
     logger = logging.getLogger("pika")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved_level = logger.level
+            logger.setLevel(logging.CRITICAL)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        logger.setLevel(previous)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                logger.setLevel(_quiet_saved_level)
 
 
 def amqp_handshake(url: str, timeout: float = 5.0) -> None:
@@ -120,7 +133,7 @@ def wait_for_broker(
     url: str,
     timeout: float = 60.0,
     *,
-    process_alive: Optional[Callable[[], bool]] = None,
+    process_alive: Callable[[], bool] | None = None,
     describe_logs: Callable[[], str] = lambda: "(no logs)",
 ) -> float:
     """Wait until ``url`` answers an AMQP handshake; return the seconds it took.
@@ -133,7 +146,7 @@ def wait_for_broker(
     deadline = Deadline(timeout)
     parsed = urllib.parse.urlsplit(url)
     address = (parsed.hostname or LOCALHOST, parsed.port or 5672)
-    last_error: Optional[BaseException] = None
+    last_error: BaseException | None = None
     with _quiet_pika():
         while True:
             if process_alive is not None and not process_alive():
@@ -158,15 +171,25 @@ def wait_for_broker(
             deadline.sleep(0.1)
 
 
+def _group_members(pgid: int) -> list[int]:
+    """Pids of the processes in group ``pgid`` (Linux ``/proc``; elsewhere empty)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+            if int(fields[2]) == pgid:
+                members.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return members
+
+
 def process_group_rss(pgid: int) -> int:
     """Resident memory in bytes of every process in group ``pgid`` (Linux ``/proc``; else 0)."""
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for pid in _group_members(pgid):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != pgid:  # state, ppid, pgrp, ...
-                continue
-            for line in (stat.parent / "status").read_text().splitlines():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
         except (OSError, IndexError, ValueError):
@@ -180,7 +203,7 @@ class _NodeState:
     def __init__(self, base_dir: Path, owns_dir: bool) -> None:
         self.base_dir = base_dir
         self.owns_dir = owns_dir
-        self.proc: Optional[subprocess.Popen[bytes]] = None
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def kill_group(self, sig: int) -> None:
         """Send ``sig`` to the node's whole process group, if there is one."""
@@ -188,13 +211,36 @@ class _NodeState:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
 
+    def kill_all(self, timeout: float = 5.0) -> None:
+        """SIGKILL the whole group and wait (bounded) until none of it is left, zombies included.
+
+        The server script's children (the Erlang VM) die first, so the script reaps them;
+        killed together, they would wait for init to reap them.
+        """
+        proc = self.proc
+        if proc is None:
+            return
+        for pid in _group_members(proc.pid):
+            if pid != proc.pid:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.5)
+        self.kill_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+        deadline = Deadline(timeout)
+        while not deadline.expired:
+            try:
+                os.killpg(proc.pid, 0)
+            except (ProcessLookupError, PermissionError):
+                break
+            deadline.sleep(0.01)
+        self.proc = None
+
     def emergency_cleanup(self) -> None:
         """Kill the node outright and delete the temp dir (garbage collection or exit)."""
-        if self.proc is not None:
-            self.kill_group(signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
-            self.proc = None
+        self.kill_all()
         if self.owns_dir:
             shutil.rmtree(self.base_dir, ignore_errors=True)
 
@@ -203,7 +249,7 @@ class _HybridStart:
     """``RabbitMQNode.start(**options)`` makes and boots a node; ``node.start()`` (re)boots one."""
 
     def __get__(
-        self, obj: Optional[RabbitMQNode], owner: type[RabbitMQNode]
+        self, obj: RabbitMQNode | None, owner: type[RabbitMQNode]
     ) -> Callable[..., RabbitMQNode]:
         if obj is None:
             return owner.launch
@@ -215,7 +261,7 @@ class RabbitMQNode:
 
     Creating the object picks the ports, node name and temp dir; :meth:`start` boots the node
     and waits for an AMQP handshake; :meth:`stop` stops it (the ports and data stay theirs);
-    :meth:`close` stops it and deletes the temp dir. ``RabbitMQNode.start(**options)`` on the
+    :meth:`close` kills it and deletes the temp dir. ``RabbitMQNode.start(**options)`` on the
     class creates and boots a node in one call.
     """
 
@@ -224,11 +270,11 @@ class RabbitMQNode:
     def __init__(
         self,
         *,
-        amqp_port: Optional[int] = None,
-        dist_port: Optional[int] = None,
-        nodename: Optional[str] = None,
-        base_dir: Union[str, Path, None] = None,
-        bin_dir: Union[str, Path] = DEFAULT_BIN_DIR,
+        amqp_port: int | None = None,
+        dist_port: int | None = None,
+        nodename: str | None = None,
+        base_dir: str | Path | None = None,
+        bin_dir: str | Path = DEFAULT_BIN_DIR,
         boot_timeout: float = 60.0,
         stop_timeout: float = 20.0,
     ) -> None:
@@ -239,8 +285,11 @@ class RabbitMQNode:
         self.nodename = nodename or f"isc-test-{os.getpid()}-{next(_node_counter)}@localhost"
         self.boot_timeout = boot_timeout
         self.stop_timeout = stop_timeout
-        #: Seconds the last boot took until the first AMQP handshake (None before one).
-        self.boot_seconds: Optional[float] = None
+        #: Seconds from the last spawn to the first AMQP handshake (None before one).
+        self.boot_seconds: float | None = None
+        #: ``time.time()`` when the server process was last spawned (None before).
+        self.spawned_at: float | None = None
+        self._spawned_monotonic = 0.0
         self._booted_once = False
         self._closed = False
         if base_dir is None:
@@ -253,7 +302,7 @@ class RabbitMQNode:
     # -- construction ------------------------------------------------------------------------
 
     @classmethod
-    def available(cls, bin_dir: Union[str, Path] = DEFAULT_BIN_DIR) -> bool:
+    def available(cls, bin_dir: str | Path = DEFAULT_BIN_DIR) -> bool:
         """True if this machine has the RabbitMQ scripts a node needs."""
         return all(os.access(Path(bin_dir) / name, os.X_OK) for name in _SCRIPTS)
 
@@ -309,7 +358,7 @@ class RabbitMQNode:
         return f"amqp://guest:guest@{LOCALHOST}:{self.amqp_port}/%2F"
 
     @property
-    def pid(self) -> Optional[int]:
+    def pid(self) -> int | None:
         """The server script's pid, which is also the node's process group id."""
         proc = self._state.proc
         return proc.pid if proc is not None else None
@@ -388,8 +437,12 @@ class RabbitMQNode:
     def _spawn(self) -> None:
         server = self.bin_dir / "rabbitmq-server"
         if not os.access(server, os.X_OK):
-            raise BrokerError(f"{server} not found: install rabbitmq-server or set ISC_TEST_AMQP_URL")
+            raise BrokerError(
+                f"{server} not found: install rabbitmq-server or set ISC_TEST_AMQP_URL"
+            )
         console: IO[bytes]
+        self.spawned_at = time.time()
+        self._spawned_monotonic = time.monotonic()
         with open(self.console_log, "ab") as console:
             self._state.proc = subprocess.Popen(
                 [str(server)],
@@ -401,29 +454,32 @@ class RabbitMQNode:
                 start_new_session=True,  # own process group: stop() can signal all of it
             )
 
-    def wait_until_ready(self, timeout: Optional[float] = None) -> float:
-        """Block until the node answers an AMQP handshake; return and record the boot time."""
+    def wait_until_ready(self, timeout: float | None = None) -> float:
+        """Block until the node answers an AMQP handshake; return and record the boot time.
+
+        The boot time counts from the spawn, so it includes any time before this call.
+        """
         proc = self._state.proc
         if proc is None:
             raise BrokerError(f"{self!r} was not started")
-        seconds = wait_for_broker(
+        wait_for_broker(
             self.amqp_url,
             self.boot_timeout if timeout is None else timeout,
             process_alive=lambda: proc.poll() is None,
             describe_logs=lambda: f"node {self.nodename} in {self.base_dir}:\n{self.log_tail()}",
         )
-        self.boot_seconds = seconds
+        self.boot_seconds = time.monotonic() - self._spawned_monotonic
         self._booted_once = True
-        return seconds
+        return self.boot_seconds
 
-    def stop(self, timeout: Optional[float] = None, *, use_rabbitmqctl: bool = False) -> None:
+    def stop(self, timeout: float | None = None, *, use_rabbitmqctl: bool = False) -> None:
         """Stop the node cleanly, bounded by ``timeout`` (default ``stop_timeout``) seconds.
 
         By default send SIGTERM to the server script, which RabbitMQ treats as a clean
-        shutdown (about 0.1 s). ``use_rabbitmqctl`` runs ``rabbitmqctl -n <node> stop`` first
-        instead (about 2 s, mostly the CLI's own start-up). Either way a node still alive
-        near the deadline gets SIGKILL, with its whole process group. The ports, node name
-        and data directory stay reserved for a later :meth:`start`.
+        shutdown (about 1.1 s here). ``use_rabbitmqctl`` runs ``rabbitmqctl -n <node> stop``
+        first instead (about 2 s: the CLI starts an Erlang VM of its own). Either way a node
+        still alive near the deadline gets SIGKILL, with its whole process group. The ports,
+        node name and data directory stay reserved for a later :meth:`start`.
         """
         proc = self._state.proc
         if proc is None:
@@ -455,21 +511,22 @@ class RabbitMQNode:
             # The server script traps SIGTERM and stops the Erlang VM gracefully.
             with contextlib.suppress(ProcessLookupError):
                 proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self._state.kill_group(signal.SIGKILL)
-                proc.wait(timeout=10)
-        # Stragglers (erl_child_setup, inet_gethost) share the group: make sure they are gone.
-        self._state.kill_group(signal.SIGKILL)
-        self._state.proc = None
+        # SIGKILL whatever is left (a VM that ignored SIGTERM) and wait until it is gone.
+        self._state.kill_all()
 
-    def close(self) -> None:
-        """Stop the node and delete its temp dir (if this object created it). Idempotent."""
+    def close(self, *, graceful: bool = False) -> None:
+        """Stop the node and delete its temp dir (if this object created it). Idempotent.
+
+        The data is about to be deleted, so by default the node is killed outright
+        (SIGKILL to its process group, a few ms); ``graceful`` stops it with :meth:`stop`.
+        """
         if self._closed:
             return
         try:
-            self.stop()
+            if graceful:
+                self.stop()
         finally:
             self._closed = True
             self._state.emergency_cleanup()
@@ -482,9 +539,9 @@ class RabbitMQNode:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

@@ -2,8 +2,8 @@
 
 ::
 
-    with TcpProxy("127.0.0.1", node.amqp_port) as proxy:
-        url = proxy.rewrite_url(node.amqp_url)   # connect through the proxy
+    with TcpProxy.for_url(node.amqp_url) as proxy:
+        proxy.url                                # the same URL, through the proxy
         ...
         proxy.cut()   # every live connection is reset, both sides; new ones are still accepted
 
@@ -21,7 +21,7 @@ import struct
 import threading
 import urllib.parse
 from types import TracebackType
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 __all__ = ["TcpProxy"]
 
@@ -87,6 +87,8 @@ class TcpProxy:
         self.port: int = self._listener.getsockname()[1]
         #: How many connections were accepted so far.
         self.accepted = 0
+        #: With :meth:`for_url`: the URL to connect through the proxy.
+        self.url: str | None = None
         self._links: set[_Link] = set()
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -99,6 +101,14 @@ class TcpProxy:
             target=self._run, name=f"TcpProxy-{self.port}->{target_port}", daemon=True
         )
         self._thread.start()
+
+    @classmethod
+    def for_url(cls, url: str, **options: Any) -> TcpProxy:
+        """A proxy to the host and port of ``url`` (default port 5672); see :attr:`url`."""
+        parts = urllib.parse.urlsplit(url)
+        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5672, **options)
+        proxy.url = proxy.rewrite_url(url)
+        return proxy
 
     # -- public API --------------------------------------------------------------------------
 
@@ -146,9 +156,9 @@ class TcpProxy:
 
     def __exit__(
         self,
-        exc_type: Optional[type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -310,7 +320,7 @@ class _Call:
     def __init__(self, func: Callable[[], Any]) -> None:
         self.func = func
         self.result: Any = None
-        self.error: Optional[BaseException] = None
+        self.error: BaseException | None = None
         self.done = threading.Event()
 
     def run(self) -> None:

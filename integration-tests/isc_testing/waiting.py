@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable, Optional, TypeVar
+from typing import Callable, TypeVar
 
 __all__ = ["Deadline", "WaitTimeout", "wait_for"]
 
@@ -36,7 +36,7 @@ class Deadline:
 
 
 def wait_for(
-    condition: Callable[[], Optional[T]],
+    condition: Callable[[], T | None],
     timeout: float = 10.0,
     message: str = "condition",
     *,
@@ -53,7 +53,7 @@ def wait_for(
     """
     deadline = Deadline(timeout)
     delay = interval
-    last_error: Optional[BaseException] = None
+    last_error: BaseException | None = None
     while True:
         final = deadline.expired
         try:

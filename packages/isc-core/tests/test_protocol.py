@@ -110,7 +110,7 @@ class TestReply:
 
     def test_failure_carries_message_and_type_in_a_header(self) -> None:
         envelope = Reply.from_exception("c2", KeyError("nope")).encode(JSON)
-        assert envelope.body == b'["\'nope\'", null]'
+        assert envelope.body == b"[\"'nope'\", null]"
         assert envelope.headers[Headers.ERROR_TYPE] == "KeyError"
         exc = Reply.decode(envelope, JSON).to_exception()
         assert isinstance(exc, RemoteException)
