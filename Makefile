@@ -10,8 +10,6 @@ HATCH := $(TOOLS)/bin/hatch
 export HATCH_DATA_DIR := $(TOOLS)/hatch-data
 export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
-# Never compile these from source (gevent takes minutes): older wheels are fine for tests.
-export UV_NO_BUILD_PACKAGE := gevent greenlet msgpack
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
 .PHONY: help tools lint unit client-only integration dist-check test build demo clean
