@@ -1,12 +1,16 @@
 """isc-client: call isc services and broadcast events over RabbitMQ.
 
 Depends only on pika (never on gevent), so it works in any Python process: a web app, a
-script, or a gevent-based isc node. The ``Client`` arrives with the client/server work;
-this release carries the error types callers catch.
+script, or a gevent-based isc node.
+
+>>> client = Client("amqp://guest:guest@127.0.0.1:5672/")   # doctest: +SKIP
+>>> client.users.get_user(1)                                  # doctest: +SKIP
 """
 
+from isc.core.codecs import AbstractCodec, JSONCodec, PickleCodec, TypedJSONCodec
 from isc.core.errors import (
     ClientClosedError,
+    CodecException,
     ConnectionLostError,
     IPCException,
     IscError,
@@ -16,11 +20,22 @@ from isc.core.errors import (
     TimeoutException,
 )
 
+from ._client import Client, MethodProxy, ServiceProxy
+from ._future import FutureResult
 from ._version import __version__
 
 __all__ = [
     "__version__",
+    "Client",
+    "FutureResult",
+    "MethodProxy",
+    "ServiceProxy",
+    "AbstractCodec",
+    "JSONCodec",
+    "PickleCodec",
+    "TypedJSONCodec",
     "ClientClosedError",
+    "CodecException",
     "ConnectionLostError",
     "IPCException",
     "IscError",

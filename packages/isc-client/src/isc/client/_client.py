@@ -1,0 +1,448 @@
+"""The isc Client: remote calls and notifications over one AMQP connection."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pika.channel
+import pika.spec
+
+from isc.core import (
+    DEFAULT_EXCHANGE,
+    DEFAULT_URL,
+    AbstractCodec,
+    ClientClosedError,
+    ConfigurationError,
+    DecodeError,
+    Envelope,
+    JSONCodec,
+    Notification,
+    Reply,
+    Request,
+    ServiceNotFoundError,
+    TimeoutException,
+    TypedJSONCodec,
+    fanout_exchange_name,
+    redact_url,
+    reply_queue_name,
+    service_routing_key,
+    validate_exchange_name,
+    validate_service_name,
+)
+
+from ._connection import AmqpWorker, Outgoing
+from ._future import FutureResult
+
+__all__ = ["Client", "ServiceProxy", "MethodProxy"]
+
+log = logging.getLogger("isc.client")
+
+#: Extra seconds a blocked caller waits beyond its timeout before giving up on the I/O thread.
+_CALLER_GRACE = 0.25
+
+
+class _PendingCall:
+    """A call waiting for its reply: the future, the codec to decode with, its timer."""
+
+    __slots__ = ("codec", "future", "name", "sent", "timeout", "timer")
+
+    def __init__(self, future: FutureResult, codec: AbstractCodec, name: str, timeout: float):
+        self.future = future
+        self.codec = codec
+        self.name = name
+        self.timeout = timeout
+        self.sent = False
+        self.timer: object | None = None
+
+
+class Client:
+    """A connection to the isc services on a RabbitMQ broker. Thread-safe.
+
+    ``client.users.get_user(1)`` calls method ``get_user`` of service ``users`` and waits for
+    the result; ``client.users.get_user.call_async(1)`` returns a :class:`FutureResult`;
+    ``client.notify('event', *args, **kwargs)`` broadcasts to every node. The client
+    connects on :meth:`start` or on its first call, and reconnects by itself.
+
+    :param host: the broker URL (``amqp://`` or ``amqps://``).
+    :param exchange: the isc exchange; services and clients must agree on it.
+    :param codec: the codec used for requests (default: :class:`TypedJSONCodec`).
+    :param connect_timeout: seconds allowed for establishing a connection.
+    :param reconnect_timeout: the longest pause between reconnection attempts; 0 disables
+        reconnecting.
+    :param invoke_timeout: seconds a call waits for its reply by default.
+    """
+
+    def __init__(
+        self,
+        host: str = DEFAULT_URL,
+        exchange: str = DEFAULT_EXCHANGE,
+        codec: AbstractCodec | type[AbstractCodec] | None = None,
+        connect_timeout: float = 2,
+        reconnect_timeout: float = 3,
+        invoke_timeout: float = 20,
+    ) -> None:
+        self._url = host
+        self._exchange = validate_exchange_name(exchange)
+        self._codec = _as_codec(codec)
+        self._connect_timeout = connect_timeout
+        self._reconnect_timeout = reconnect_timeout
+        self._invoke_timeout = _check_timeout(invoke_timeout)
+        self._pending: dict[str, _PendingCall] = {}
+        self._lock = threading.Lock()
+        self._worker: AmqpWorker | None = None
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Client:
+        """Connect in the background (calls made before the connection is up wait for it)."""
+        self._get_worker()
+        return self
+
+    def stop(self) -> None:
+        """Close the connection; pending calls fail with :class:`ClientClosedError`."""
+        with self._lock:
+            worker, self._worker = self._worker, None
+            self._closed = True
+        if worker is not None:
+            worker.stop()
+        self._fail_pending(ClientClosedError("the client was stopped"), only_sent=False)
+
+    def __enter__(self) -> Client:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Start if needed and wait until the connection is ready; return whether it is."""
+        return self._get_worker().ready.wait(timeout)
+
+    @property
+    def pending_calls(self) -> int:
+        """How many calls are waiting for their reply."""
+        return len(self._pending)
+
+    @property
+    def is_connected(self) -> bool:
+        """True while the connection and the reply queue are up."""
+        worker = self._worker
+        return worker is not None and worker.ready.is_set()
+
+    def _get_worker(self) -> AmqpWorker:
+        worker = self._worker
+        if worker is not None:
+            return worker
+        with self._lock:
+            if self._closed:
+                raise ClientClosedError("the client was stopped; create a new Client")
+            if self._worker is None:
+                self._worker = AmqpWorker(
+                    self._url,
+                    self._exchange,
+                    connect_timeout=self._connect_timeout,
+                    reconnect_timeout=self._reconnect_timeout,
+                    setup=self._setup_channel,
+                    on_return=self._on_return,
+                    on_disconnect=lambda exc: self._fail_pending(exc, only_sent=True),
+                )
+                self._worker.start()
+            return self._worker
+
+    # -- settings ----------------------------------------------------------------------------
+
+    def set_codec(self, codec: AbstractCodec | type[AbstractCodec]) -> None:
+        """Use ``codec`` for the calls and notifications made from now on."""
+        self._codec = _as_codec(codec)
+
+    def force_json(self) -> None:
+        """Use the plain :class:`JSONCodec` from now on."""
+        self.set_codec(JSONCodec())
+
+    @property
+    def codec(self) -> AbstractCodec:
+        """The codec used for new calls and notifications."""
+        return self._codec
+
+    def set_invoke_timeout(self, timeout: float) -> None:
+        """Set how many seconds calls wait for their reply by default."""
+        self._invoke_timeout = _check_timeout(timeout)
+
+    def set_logging_level(self, level: int | str) -> None:
+        """Set the level of isc's loggers (``isc`` and below)."""
+        logging.getLogger("isc").setLevel(level)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def invoke(self, service: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``service.method(*args, **kwargs)`` and wait for the result.
+
+        Raises :class:`RemoteException` when the remote method fails (or does not exist),
+        :class:`TimeoutException` when no reply arrives within the invoke timeout.
+        """
+        return self.call(service, method, args, kwargs)
+
+    def invoke_async(self, service: str, method: str, *args: Any, **kwargs: Any) -> FutureResult:
+        """Send the call and return a :class:`FutureResult` at once."""
+        return self.call_async(service, method, args, kwargs)
+
+    def call(
+        self,
+        service: str,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """Like :meth:`invoke`, with explicit arguments and a per-call ``timeout``."""
+        timeout = self._invoke_timeout if timeout is None else _check_timeout(timeout)
+        future = self.call_async(service, method, args, kwargs, timeout=timeout)
+        try:
+            return future.result(timeout + _CALLER_GRACE)
+        except concurrent.futures.TimeoutError:
+            # The I/O thread should have expired the call already; do it here instead.
+            self._pending.pop(future.extra["correlation_id"], None)
+            raise self._timeout_error(future.cannonical_name, timeout) from None
+
+    def call_async(
+        self,
+        service: str,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> FutureResult:
+        """Like :meth:`invoke_async`, with explicit arguments and a per-call ``timeout``."""
+        validate_service_name(self._exchange, service)
+        timeout = self._invoke_timeout if timeout is None else _check_timeout(timeout)
+        codec = self._codec
+        name = f"{service}.{method}"
+        deadline = time.time() + timeout
+        request = Request(method, tuple(args), dict(kwargs or {}), deadline=deadline)
+        envelope = request.encode(codec)  # encode errors reach the caller right here
+        future = FutureResult(name, correlation_id=request.correlation_id)
+        call = _PendingCall(future, codec, name, timeout)
+        cid = request.correlation_id
+        worker = self._get_worker()
+        self._pending[cid] = call
+        future.add_done_callback(lambda _f: self._forget(cid, call))
+
+        def on_sent() -> bool:
+            if future.done():
+                return False
+            call.sent = True
+            return True
+
+        worker.submit(
+            Outgoing(
+                envelope,
+                self._exchange,
+                service_routing_key(self._exchange, service),
+                mandatory=True,
+                wants_reply=True,
+                expiration_at=time.monotonic() + timeout,
+                on_sent=on_sent,
+                on_taken=lambda: self._arm_timer(worker, cid, call),
+            )
+        )
+        return future
+
+    def notify(self, event: str, *args: Any, **kwargs: Any) -> None:
+        """Broadcast ``event`` with arguments to every node listening for it."""
+        if not isinstance(event, str) or not event:
+            raise ConfigurationError(f"event must be a non-empty string, got {event!r}")
+        envelope = Notification(event, args, kwargs).encode(self._codec)
+        self._get_worker().submit(Outgoing(envelope, fanout_exchange_name(self._exchange), ""))
+
+    def __getattr__(self, name: str) -> ServiceProxy:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return ServiceProxy(self, name)
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else "not connected"
+        return f"<isc Client {redact_url(self._url)} exchange={self._exchange!r} {state}>"
+
+    # -- reply handling (I/O thread) ---------------------------------------------------------
+
+    def _setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        """Declare the exchanges and this connection's reply queue, then consume it."""
+        worker = self._worker
+        assert worker is not None
+        # The same declarations as isclib 1.x, so either side may declare first.
+        channel.exchange_declare(
+            self._exchange, exchange_type="direct", durable=False, auto_delete=False
+        )
+        channel.exchange_declare(
+            fanout_exchange_name(self._exchange),
+            exchange_type="fanout",
+            durable=False,
+            auto_delete=False,
+        )
+        queue = reply_queue_name()
+        channel.queue_declare(queue, exclusive=True, auto_delete=True)
+        # isclib 1.x nodes publish replies to the exchange with routing key = reply_to.
+        channel.queue_bind(queue, self._exchange, routing_key=queue)
+
+        def consuming(_frame: object) -> None:
+            worker.reply_to = queue
+            ready()
+
+        channel.basic_consume(queue, self._on_delivery, auto_ack=True, callback=consuming)
+
+    def _on_delivery(
+        self, channel: object, method: object, properties: pika.spec.BasicProperties, body: bytes
+    ) -> None:
+        self._on_reply(properties, body)
+
+    def _arm_timer(self, worker: AmqpWorker, cid: str, call: _PendingCall) -> None:
+        if call.future.done():
+            return
+        remaining = call.timeout  # armed right after submission: close enough, never early
+        call.timer = worker.call_later(remaining, lambda: self._expire(cid))
+
+    def _expire(self, cid: str) -> None:
+        call = self._pending.pop(cid, None)
+        if call is not None:
+            call.timer = None
+            call.future.reject(self._timeout_error(call.name, call.timeout))
+
+    def _timeout_error(self, name: str, timeout: float) -> TimeoutException:
+        worker = self._worker
+        if worker is not None and not worker.ready.is_set():
+            detail = f"; not connected to {redact_url(self._url)}"
+            if worker.last_error is not None:
+                detail += f" ({type(worker.last_error).__name__}: {worker.last_error})"
+            return TimeoutException(f"no reply from {name} within {timeout:g}s{detail}")
+        return TimeoutException(f"no reply from {name} within {timeout:g}s")
+
+    def _forget(self, cid: str, call: _PendingCall) -> None:
+        self._pending.pop(cid, None)
+        worker = self._worker
+        if call.timer is not None and worker is not None:
+            timer, call.timer = call.timer, None
+            worker.call_soon(lambda: worker.cancel_timer(timer))
+
+    def _on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
+        cid = properties.correlation_id
+        call = self._pending.pop(cid, None) if cid else None
+        if call is None:
+            log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            return
+        if call.timer is not None:
+            assert self._worker is not None
+            self._worker.cancel_timer(call.timer)
+            call.timer = None
+        envelope = Envelope(
+            body=body,
+            content_type=properties.content_type or call.codec.content_type,
+            correlation_id=cid,
+            headers=properties.headers or {},
+        )
+        try:
+            reply = Reply.decode(envelope, call.codec)
+        except DecodeError as exc:
+            call.future.reject(exc)
+            return
+        error = reply.to_exception()
+        if error is None:
+            call.future.resolve(reply.result)
+        else:
+            call.future.reject(error)
+
+    def _on_return(
+        self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
+    ) -> None:
+        cid = properties.correlation_id
+        call = self._pending.pop(cid, None) if cid else None
+        if call is None:
+            return
+        service = call.name.split(".", 1)[0]
+        call.future.reject(
+            ServiceNotFoundError(
+                f"no node serves {service!r}: the request to {call.name} could not be routed "
+                f"(AMQP {method.reply_code} {method.reply_text}). Is a node of service "
+                f"{service!r} running on exchange {self._exchange!r}?"
+            )
+        )
+
+    def _fail_pending(self, error: BaseException, *, only_sent: bool) -> None:
+        for cid, call in list(self._pending.items()):
+            if only_sent and not call.sent:
+                continue
+            if self._pending.pop(cid, None) is not None:
+                call.future.reject(type(error)(f"{call.name}: {error}"))
+
+
+class ServiceProxy:
+    """``client.<service>``: attribute access yields a :class:`MethodProxy`."""
+
+    def __init__(self, client: Client, service_name: str) -> None:
+        self._client = client
+        self._service_name = service_name
+
+    def __getattr__(self, name: str) -> MethodProxy:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return MethodProxy(self._client, self._service_name, name)
+
+    def __repr__(self) -> str:
+        return f"<ServiceProxy {self._service_name}>"
+
+
+class MethodProxy:
+    """``client.<service>.<method>``: call it to invoke the remote method."""
+
+    def __init__(
+        self,
+        client: Client,
+        service_name: str,
+        method_name: str,
+        timeout: float | None = None,
+    ) -> None:
+        self._client = client
+        self._service_name = service_name
+        self._method_name = method_name
+        self._timeout = timeout
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Invoke the remote method and wait for the result."""
+        return self._client.call(
+            self._service_name, self._method_name, args, kwargs, timeout=self._timeout
+        )
+
+    def call_async(self, *args: Any, **kwargs: Any) -> FutureResult:
+        """Invoke the remote method without waiting; returns a :class:`FutureResult`."""
+        return self._client.call_async(
+            self._service_name, self._method_name, args, kwargs, timeout=self._timeout
+        )
+
+    def with_timeout(self, timeout: float) -> MethodProxy:
+        """This method with its own timeout: ``client.users.get_user.with_timeout(2)(1)``."""
+        return MethodProxy(self._client, self._service_name, self._method_name, timeout)
+
+    def __repr__(self) -> str:
+        return f"<MethodProxy {self._service_name}.{self._method_name}>"
+
+
+def _as_codec(codec: AbstractCodec | type[AbstractCodec] | None) -> AbstractCodec:
+    if codec is None:
+        return TypedJSONCodec()
+    if isinstance(codec, type) and issubclass(codec, AbstractCodec):
+        return codec()
+    if isinstance(codec, AbstractCodec):
+        return codec
+    raise ConfigurationError(f"codec must be an AbstractCodec instance, got {codec!r}")
+
+
+def _check_timeout(timeout: float) -> float:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ConfigurationError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)

@@ -1,0 +1,329 @@
+"""The client's AMQP worker: one I/O thread owns the pika connection.
+
+pika connections and channels are not thread-safe, so every call on them happens on the
+worker's own thread, inside one ``IOLoop`` that outlives reconnections. Caller threads hand
+work over through :meth:`AmqpWorker.submit`: the item joins a deque and, if no flush is
+pending yet, one ``add_callback_threadsafe`` wakes the loop (so a burst of calls costs one
+wake-up, not one per call).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pika
+import pika.channel
+import pika.exceptions
+import pika.spec
+from pika.adapters.select_connection import IOLoop
+
+from isc.core import (
+    ClientClosedError,
+    ConnectionLostError,
+    Envelope,
+    redact_url,
+)
+
+__all__ = ["AmqpWorker", "Outgoing"]
+
+log = logging.getLogger("isc.client")
+
+
+class Outgoing:
+    """A message waiting to be published (a request carries its reply handling)."""
+
+    __slots__ = (
+        "envelope",
+        "exchange",
+        "expiration_at",
+        "key",
+        "mandatory",
+        "on_sent",
+        "on_taken",
+        "wants_reply",
+    )
+
+    def __init__(
+        self,
+        envelope: Envelope,
+        exchange: str,
+        key: str,
+        *,
+        mandatory: bool = False,
+        wants_reply: bool = False,
+        expiration_at: float | None = None,
+        on_sent: Callable[[], bool] | None = None,
+        on_taken: Callable[[], None] | None = None,
+    ) -> None:
+        self.envelope = envelope
+        self.exchange = exchange
+        self.key = key
+        self.mandatory = mandatory
+        #: set ``reply_to`` to the worker's reply queue when publishing
+        self.wants_reply = wants_reply
+        #: monotonic time after which the message is useless (a call's deadline)
+        self.expiration_at = expiration_at
+        #: called on the I/O thread just before publishing; returning False drops the message
+        self.on_sent = on_sent
+        #: called on the I/O thread when the worker takes the item (e.g. to arm a timer)
+        self.on_taken = on_taken
+
+
+ReturnHandler = Callable[[pika.spec.Basic.Return, pika.spec.BasicProperties], None]
+#: Declares what a connection needs on its fresh channel, then calls ``ready()``.
+SetupHandler = Callable[["pika.channel.Channel", Callable[[], None]], None]
+
+
+class AmqpWorker:
+    """Owns the connection, the topology and the reply queue; reconnects with backoff."""
+
+    def __init__(
+        self,
+        url: str,
+        exchange: str,
+        *,
+        connect_timeout: float,
+        reconnect_timeout: float,
+        setup: SetupHandler,
+        on_return: ReturnHandler,
+        on_disconnect: Callable[[BaseException], None],
+        name: str = "isc-client",
+    ) -> None:
+        self.url = url
+        self.exchange = exchange
+        self._params = pika.URLParameters(url)
+        self._params.socket_timeout = connect_timeout
+        self._params.stack_timeout = max(connect_timeout, 1.0) * 2
+        self._params.connection_attempts = 1
+        self._params.client_properties = {"connection_name": f"{name} pid={os.getpid()}"}
+        self._reconnect_timeout = reconnect_timeout
+        self._setup = setup
+        self._on_return = on_return
+        self._on_disconnect = on_disconnect
+        self._name = name
+
+        self._ioloop = IOLoop()
+        self._thread: threading.Thread | None = None
+        self._inbox: collections.deque[Outgoing] = collections.deque()
+        self._parked: collections.deque[Outgoing] = collections.deque()
+        self._flush_scheduled = False
+        self._connection: pika.SelectConnection | None = None
+        self._channel: pika.channel.Channel | None = None
+        self._stopping = False
+        self._attempt = 0
+        #: The reply queue of the current connection, set by the setup handler.
+        self.reply_to: str | None = None
+        #: Counts channels opened; lets deferred work (acks) detect a stale channel.
+        self.generation = 0
+        self.ready = threading.Event()
+        self.stopped = threading.Event()
+        self.last_error: BaseException | None = None
+
+    # -- lifecycle (any thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the I/O thread; it connects at once."""
+        self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection and end the I/O thread (waits up to ``timeout`` seconds)."""
+        if self._thread is None or self.stopped.is_set():
+            return
+        self._ioloop.add_callback_threadsafe(self._shutdown)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def submit(self, item: Outgoing) -> None:
+        """Queue ``item`` for publishing (thread-safe)."""
+        if self._stopping:
+            raise ClientClosedError("the client is stopped")
+        self._inbox.append(item)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._ioloop.add_callback_threadsafe(self._flush)
+
+    def call_soon(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the I/O thread (thread-safe)."""
+        self._ioloop.add_callback_threadsafe(callback)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object:
+        """Schedule ``callback`` on the I/O thread; only call this from the I/O thread."""
+        return self._ioloop.call_later(delay, callback)
+
+    def cancel_timer(self, handle: object) -> None:
+        """Cancel a timer from :meth:`call_later`; only call this from the I/O thread."""
+        self._ioloop.remove_timeout(handle)
+
+    # -- the I/O thread ----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._connect()
+            self._ioloop.start()
+        except Exception:  # pragma: no cover - a bug in the worker itself
+            log.exception("isc client I/O thread crashed")
+        finally:
+            self.ready.clear()
+            self.stopped.set()
+            try:
+                self._ioloop.close()
+            except Exception:  # pragma: no cover
+                log.debug("closing the I/O loop failed", exc_info=True)
+
+    def _connect(self) -> None:
+        if self._stopping:
+            return
+        log.debug("connecting to %s", redact_url(self.url))
+        self._connection = pika.SelectConnection(
+            self._params,
+            on_open_callback=self._on_connection_open,
+            on_open_error_callback=self._on_connection_error,
+            on_close_callback=self._on_connection_closed,
+            custom_ioloop=self._ioloop,
+        )
+
+    def _schedule_reconnect(self) -> None:
+        if self._stopping:
+            self._ioloop.stop()
+            return
+        if self._reconnect_timeout <= 0:
+            log.error("not reconnecting to %s (reconnect_timeout=0)", redact_url(self.url))
+            return
+        delay = min(self._reconnect_timeout, 0.1 * (2**self._attempt))
+        self._attempt += 1
+        log.info("reconnecting to %s in %.1fs", redact_url(self.url), delay)
+        self._ioloop.call_later(delay, self._connect)
+
+    def _on_connection_error(self, connection: Any, error: BaseException) -> None:
+        self.last_error = error
+        log.warning("cannot connect to %s: %s", redact_url(self.url), _describe(error))
+        self._connection = None
+        self._schedule_reconnect()
+
+    def _on_connection_closed(self, connection: Any, reason: BaseException) -> None:
+        was_ready = self.ready.is_set()
+        self.ready.clear()
+        self._channel = None
+        self._connection = None
+        if self._stopping:
+            self._ioloop.stop()
+            return
+        self.last_error = reason
+        log.warning("connection to %s lost: %s", redact_url(self.url), _describe(reason))
+        if was_ready:
+            self._on_disconnect(ConnectionLostError(f"connection lost: {_describe(reason)}"))
+        self._schedule_reconnect()
+
+    def _on_connection_open(self, connection: Any) -> None:
+        connection.channel(on_open_callback=self._on_channel_open)
+
+    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
+        self._channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        channel.add_on_return_callback(self._handle_return)
+        self.generation += 1
+        self._setup(channel, self._on_ready)
+
+    @property
+    def channel(self) -> pika.channel.Channel | None:
+        """The open channel (I/O thread only), or None while disconnected."""
+        return self._channel
+
+    def _on_ready(self) -> None:
+        self._attempt = 0
+        self.last_error = None
+        log.info("connected to %s", redact_url(self.url))
+        self.ready.set()
+        while self._parked:
+            self._publish(self._parked.popleft())
+        self._flush()
+
+    def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        if self._stopping or self._connection is None:
+            return
+        log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
+        if self._connection.is_open:
+            self._connection.close()
+
+    def _handle_return(
+        self,
+        channel: Any,
+        method: pika.spec.Basic.Return,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        self._on_return(method, properties)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        inbox = self._inbox
+        while inbox:
+            item = inbox.popleft()
+            if item.on_taken is not None:
+                item.on_taken()
+            if self.ready.is_set():
+                self._publish(item)
+            else:
+                self._parked.append(item)
+        self._drop_expired_parked()
+
+    def _drop_expired_parked(self) -> None:
+        if not self._parked:
+            return
+        now = time.monotonic()
+        kept = collections.deque(
+            i for i in self._parked if i.expiration_at is None or i.expiration_at > now
+        )
+        self._parked = kept
+
+    def _publish(self, item: Outgoing) -> None:
+        if item.on_sent is not None and not item.on_sent():
+            return  # the caller gave up already
+        envelope = item.envelope
+        expiration = None
+        if item.expiration_at is not None:
+            remaining = item.expiration_at - time.monotonic()
+            if remaining <= 0:
+                return
+            expiration = str(max(1, int(remaining * 1000)))
+        properties = pika.BasicProperties(
+            content_type=envelope.content_type,
+            content_encoding=envelope.content_encoding,
+            correlation_id=envelope.correlation_id,
+            reply_to=self.reply_to if item.wants_reply else None,
+            headers=dict(envelope.headers),
+            expiration=expiration,
+        )
+        assert self._channel is not None
+        try:
+            self._channel.basic_publish(
+                item.exchange, item.key, envelope.body, properties, mandatory=item.mandatory
+            )
+        except pika.exceptions.AMQPError as exc:
+            log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
+            self._parked.appendleft(item)
+
+    def _shutdown(self) -> None:
+        self._stopping = True
+        self.ready.clear()
+        self._inbox.clear()
+        self._parked.clear()
+        connection = self._connection
+        if connection is not None and not (connection.is_closed or connection.is_closing):
+            connection.close()
+            return  # _on_connection_closed stops the loop
+        if connection is not None and connection.is_closing:
+            return
+        self._ioloop.stop()
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error) or repr(error)
+    return f"{type(error).__name__}: {text}"

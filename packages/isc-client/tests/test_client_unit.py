@@ -1,0 +1,145 @@
+"""Client pieces that need no broker: futures, proxies, settings and argument checks."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+
+from isc.client import (
+    Client,
+    ClientClosedError,
+    FutureResult,
+    JSONCodec,
+    MethodProxy,
+    PickleCodec,
+    RemoteException,
+    ServiceProxy,
+    TypedJSONCodec,
+)
+from isc.core import ConfigurationError, EncodeError
+
+# A port nothing listens on: these tests never reach a broker.
+NOWHERE = "amqp://guest:guest@127.0.0.1:1/"
+
+
+class TestFutureResult:
+    def test_resolve_once(self) -> None:
+        future = FutureResult("svc.m")
+        assert not future.is_ready()
+        assert future.value is None
+        future.resolve(1)
+        future.resolve(2)  # ignored: already resolved
+        future.reject(RuntimeError("late"))  # ignored too
+        assert future.is_ready()
+        assert future.result() == 1
+        assert future.value == 1
+        assert future.exception() is None
+
+    def test_reject(self) -> None:
+        future = FutureResult("svc.m")
+        future.reject(RemoteException("boom"))
+        assert future.wait(0)
+        assert isinstance(future.exception(), RemoteException)
+        assert future.value is None
+        with pytest.raises(RemoteException, match="boom"):
+            future.result()
+
+    def test_wait_times_out_and_a_late_resolve_still_works(self) -> None:
+        future = FutureResult("svc.m")
+        assert future.wait(0.01) is False
+        threading.Timer(0.05, future.resolve, args=("late",)).start()
+        assert future.wait(5) is True
+        assert future.result() == "late"
+
+    def test_done_callbacks_and_asyncio(self) -> None:
+        future = FutureResult("svc.m", correlation_id="c")
+        seen: list[object] = []
+        future.add_done_callback(lambda f: seen.append(f.result()))
+
+        async def main() -> object:
+            wrapped = asyncio.wrap_future(future)
+            asyncio.get_running_loop().call_later(0.01, future.resolve, 7)
+            return await wrapped
+
+        assert asyncio.run(main()) == 7
+        assert seen == [7]
+        assert future.extra == {"correlation_id": "c"}
+
+    def test_is_a_concurrent_future(self) -> None:
+        future = FutureResult()
+        assert isinstance(future, concurrent.futures.Future)
+        assert "pending" in repr(future)
+
+
+class TestClientWithoutBroker:
+    def test_construction_does_not_connect(self) -> None:
+        client = Client(NOWHERE)
+        assert not client.is_connected
+        assert client.pending_calls == 0
+        assert "not connected" in repr(client)
+        client.stop()
+
+    def test_default_codec_is_typed_json(self) -> None:
+        assert isinstance(Client(NOWHERE).codec, TypedJSONCodec)
+
+    def test_set_codec_accepts_instances_and_classes(self) -> None:
+        client = Client(NOWHERE, codec=PickleCodec)
+        assert isinstance(client.codec, PickleCodec)
+        client.force_json()
+        assert isinstance(client.codec, JSONCodec)
+        with pytest.raises(ConfigurationError, match="AbstractCodec"):
+            client.set_codec("json")  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("bad", [0, -1, "5", None, True])
+    def test_bad_timeouts_are_refused(self, bad: object) -> None:
+        with pytest.raises(ConfigurationError, match="timeout"):
+            Client(NOWHERE).set_invoke_timeout(bad)  # type: ignore[arg-type]
+
+    def test_bad_exchange_is_refused(self) -> None:
+        with pytest.raises(ConfigurationError, match="exchange"):
+            Client(NOWHERE, exchange="")
+
+    def test_encode_errors_reach_the_caller_before_connecting(self) -> None:
+        client = Client(NOWHERE, codec=JSONCodec())
+        with pytest.raises(EncodeError, match="json cannot encode"):
+            client.svc.method({1, 2})
+        with pytest.raises(EncodeError):
+            client.notify("event", object())
+        assert not client.is_connected
+        assert client._worker is None  # nothing was started
+
+    def test_bad_event_and_service_names(self) -> None:
+        client = Client(NOWHERE)
+        with pytest.raises(ConfigurationError, match="event"):
+            client.notify("")
+        with pytest.raises(ConfigurationError, match="service"):
+            client.invoke("", "m")
+
+    def test_stopped_client_refuses_calls(self) -> None:
+        client = Client(NOWHERE)
+        client.stop()
+        with pytest.raises(ClientClosedError, match="stopped"):
+            client.svc.method()
+
+    def test_proxies(self) -> None:
+        client = Client(NOWHERE)
+        proxy = client.users
+        assert isinstance(proxy, ServiceProxy)
+        method = proxy.get_user
+        assert isinstance(method, MethodProxy)
+        assert repr(method) == "<MethodProxy users.get_user>"
+        assert isinstance(method.with_timeout(3), MethodProxy)
+        with pytest.raises(AttributeError):
+            _ = client._private
+        with pytest.raises(AttributeError):
+            _ = proxy.__wrapped__
+
+    def test_logging_level(self) -> None:
+        import logging
+
+        Client(NOWHERE).set_logging_level(logging.DEBUG)
+        assert logging.getLogger("isc").level == logging.DEBUG
+        logging.getLogger("isc").setLevel(logging.NOTSET)
