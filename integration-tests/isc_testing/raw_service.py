@@ -16,10 +16,10 @@ import pika
 import pika.channel
 import pika.spec
 
+from isc.client._connection import received_envelope
 from isc.codecs import CODECS
 from isc.core import (
     CodecRegistry,
-    Envelope,
     Reply,
     Request,
     fanout_exchange_name,
@@ -110,13 +110,7 @@ class RawService:
         body: bytes,
     ) -> None:
         codec = self.codecs.get(properties.content_type)
-        envelope = Envelope(
-            body=body,
-            content_type=properties.content_type,
-            correlation_id=properties.correlation_id,
-            reply_to=properties.reply_to,
-            headers=properties.headers or {},
-        )
+        envelope = received_envelope(properties, body)
         request = Request.decode(envelope, codec)
         self.requests.append(request)
         try:

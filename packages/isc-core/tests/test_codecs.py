@@ -557,3 +557,10 @@ def test_a_custom_codec_can_be_registered() -> None:
     codec = registry.get("upper")
     assert codec.decode(codec.encode("abc")) == "ABC"
     assert repr(codec) == "Upper()"
+
+
+def test_registry_knows_refused_codecs_but_does_not_name_them() -> None:
+    registry = CodecRegistry([JSONCodec(), PickleCodec()])
+    assert registry.knows("pickle")
+    assert "pickle" not in registry.names
+    assert not registry.knows("msgpack")

@@ -19,7 +19,6 @@ from isc.core import (
     ClientClosedError,
     ConfigurationError,
     DecodeError,
-    Envelope,
     JSONCodec,
     Notification,
     Reply,
@@ -35,7 +34,7 @@ from isc.core import (
     validate_service_name,
 )
 
-from ._connection import AmqpWorker, Outgoing
+from ._connection import AmqpWorker, Outgoing, received_envelope
 from ._future import FutureResult
 
 __all__ = ["Client", "ServiceProxy", "MethodProxy"]
@@ -340,12 +339,7 @@ class Client:
             assert self._worker is not None
             self._worker.cancel_timer(call.timer)
             call.timer = None
-        envelope = Envelope(
-            body=body,
-            content_type=properties.content_type or call.codec.content_type,
-            correlation_id=cid,
-            headers=properties.headers or {},
-        )
+        envelope = received_envelope(properties, body)
         try:
             reply = Reply.decode(envelope, call.codec)
         except DecodeError as exc:

@@ -30,7 +30,7 @@ from isc.core import (
     redact_url,
 )
 
-__all__ = ["AmqpWorker", "Outgoing"]
+__all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
 
 log = logging.getLogger("isc.client")
 
@@ -44,6 +44,7 @@ class Outgoing:
         "expiration_at",
         "key",
         "mandatory",
+        "on_published",
         "on_sent",
         "on_taken",
         "wants_reply",
@@ -60,6 +61,7 @@ class Outgoing:
         expiration_at: float | None = None,
         on_sent: Callable[[], bool] | None = None,
         on_taken: Callable[[], None] | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> None:
         self.envelope = envelope
         self.exchange = exchange
@@ -73,6 +75,20 @@ class Outgoing:
         self.on_sent = on_sent
         #: called on the I/O thread when the worker takes the item (e.g. to arm a timer)
         self.on_taken = on_taken
+        #: called on the I/O thread right after publishing (e.g. to ack the request)
+        self.on_published = on_published
+
+
+def received_envelope(properties: pika.spec.BasicProperties, body: bytes) -> Envelope:
+    """The :class:`Envelope` of a message pika delivered."""
+    return Envelope(
+        body=body,
+        content_type=properties.content_type or "",
+        content_encoding=properties.content_encoding,
+        correlation_id=properties.correlation_id,
+        reply_to=properties.reply_to,
+        headers=properties.headers or {},
+    )
 
 
 ReturnHandler = Callable[[pika.spec.Basic.Return, pika.spec.BasicProperties], None]
@@ -309,6 +325,9 @@ class AmqpWorker:
         except pika.exceptions.AMQPError as exc:
             log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
             self._parked.appendleft(item)
+            return
+        if item.on_published is not None:
+            item.on_published()
 
     def _shutdown(self) -> None:
         self._stopping = True

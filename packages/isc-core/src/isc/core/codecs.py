@@ -317,6 +317,10 @@ class CodecRegistry:
             )
         return codec
 
+    def knows(self, content_type: str) -> bool:
+        """True if a codec is registered for ``content_type``, accepted or not."""
+        return content_type in self._codecs
+
     @property
     def names(self) -> list[str]:
         """The accepted content types, sorted (pickle only when allowed)."""

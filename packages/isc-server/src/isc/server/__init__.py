@@ -1,9 +1,32 @@
 """isc-server: host isc services on gevent-driven nodes over RabbitMQ.
 
-The ``Node`` and the ``expose`` / ``on`` / ``local_timer`` decorators arrive with the
-client/server work; this release fixes the distribution and its dependencies (pika, gevent).
+Importing ``isc.server`` applies gevent's monkey patching (``gevent.monkey.patch_all()``), so
+the node's calls, timers and any ``Client`` used inside services cooperate on one thread. Import
+it before anything that opens sockets or starts threads; ``isc.client`` alone never does this.
 """
 
+from gevent import monkey
+
+if not monkey.is_module_patched("socket"):
+    monkey.patch_all()
+
+from isc.client import Client, RemoteException, TimeoutException
+from isc.core import ConfigurationError
+
+from ._node import HOOK_NAMES, Node
+from ._services import INSPECT_METHOD, expose, local_timer, on
 from ._version import __version__
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "Client",
+    "ConfigurationError",
+    "HOOK_NAMES",
+    "INSPECT_METHOD",
+    "Node",
+    "RemoteException",
+    "TimeoutException",
+    "expose",
+    "local_timer",
+    "on",
+]

@@ -1,0 +1,426 @@
+"""The Node: hosts services, runs their calls in a bounded greenlet pool, runs timers.
+
+The node owns one AMQP connection through the client's I/O worker, which under gevent's
+monkey patching runs as a greenlet: every pika call happens on that loop. Request greenlets
+never touch the channel; they hand replies and acks back to the loop (``worker.submit``).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import gevent
+import gevent.event
+import gevent.pool
+import pika.channel
+import pika.spec
+
+from isc.client._connection import AmqpWorker, Outgoing, received_envelope
+from isc.core import (
+    DEFAULT_EXCHANGE,
+    AbstractCodec,
+    CodecException,
+    CodecNotAllowedError,
+    CodecRegistry,
+    ConfigurationError,
+    IscError,
+    JSONCodec,
+    Notification,
+    PickleCodec,
+    Reply,
+    Request,
+    TypedJSONCodec,
+    broadcast_queue_name,
+    describe_payload,
+    exception_type_name,
+    fanout_exchange_name,
+    redact_url,
+    service_queue_name,
+    validate_exchange_name,
+)
+
+from ._services import MethodError, ServiceTable
+
+__all__ = ["Node", "HOOK_NAMES"]
+
+log = logging.getLogger("isc.server")
+
+#: The hooks a node runs around every call (and timer tick), as isclib 1.x.
+HOOK_NAMES = ("pre_call", "post_success", "post_error")
+
+Hook = Callable[..., Any]
+
+
+def _default_codecs() -> list[AbstractCodec]:
+    codecs: list[AbstractCodec] = [JSONCodec(), TypedJSONCodec()]
+    try:
+        from isc.codecs import MsgpackCodec
+
+        codecs.append(MsgpackCodec())
+    except (ImportError, CodecException):
+        pass  # msgpack not installed: the node simply does not accept it
+    return codecs
+
+
+class Node:
+    """A process hosting isc services.
+
+    :param hostname: the broker host, used when ``url`` is not given (isclib 1.x).
+    :param url: the broker URL, ``amqp://user:password@host:port/vhost``.
+    :param exchange: the isc exchange; services and clients must agree on it.
+    :param thread_pool_size: how many calls run at once (the greenlet pool and the prefetch).
+    :param codecs: the codecs accepted (default: json, typedjson and msgpack if installed).
+    :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
+        sender, so enable it only when every peer on the broker is trusted.
+    :param drain_timeout: how long :meth:`stop` lets in-flight calls finish.
+    """
+
+    def __init__(
+        self,
+        hostname: str = "127.0.0.1",
+        url: str | None = None,
+        exchange: str = DEFAULT_EXCHANGE,
+        thread_pool_size: int = 8,
+        *,
+        codecs: Iterable[AbstractCodec] | None = None,
+        allow_pickle: bool = False,
+        drain_timeout: float = 10.0,
+        reconnect_timeout: float = 3.0,
+    ) -> None:
+        if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
+            raise ConfigurationError(
+                f"thread_pool_size must be a positive int, got {thread_pool_size!r}"
+            )
+        self.url = url if url is not None else f"amqp://guest:guest@{hostname}/"
+        self.exchange = validate_exchange_name(exchange)
+        self.concurrency = thread_pool_size
+        self.drain_timeout = drain_timeout
+        self.codecs = CodecRegistry(
+            list(codecs) if codecs is not None else _default_codecs(), allow_pickle=allow_pickle
+        )
+        if not self.codecs.knows(PickleCodec.content_type):
+            # Known but refused unless allow_pickle: callers get a refusal that says why.
+            self.codecs.register(PickleCodec())
+        self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
+        self._services = ServiceTable(self.exchange)
+        self._queues: dict[str, str] = {}  # queue name -> service name
+        self._pool = gevent.pool.Pool(thread_pool_size)
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._stopping = False
+        self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._timers: list[gevent.Greenlet] = []
+        self._consumer_tags: list[str] = []
+        self._reconnect_timeout = reconnect_timeout
+        self._worker: AmqpWorker | None = None
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def register_service(self, service: object) -> None:
+        """Host ``service`` (an object with a ``name``); call before :meth:`run`."""
+        name = self._services.register(service)
+        self._queues[service_queue_name(self.exchange, name)] = name
+
+    def register_codec(self, codec: AbstractCodec) -> None:
+        """Accept ``codec`` too (pickle still needs ``allow_pickle``)."""
+        self.codecs.register(codec)
+
+    def add_hook(self, name: str, fn: Hook | None = None) -> Any:
+        """Register a hook: ``pre_call(method, args, kwargs)``, ``post_success(method, args,
+        kwargs, result)`` or ``post_error(method, args, kwargs, exc)``. Usable as a decorator."""
+        if name not in self.hooks:
+            raise ConfigurationError(f"unknown hook {name!r}; hooks are {', '.join(HOOK_NAMES)}")
+
+        def add(hook: Hook) -> Hook:
+            self.hooks[name].append(hook)
+            return hook
+
+        return add(fn) if fn is not None else add
+
+    def set_logging_level(self, level: int | str) -> None:
+        """Set the level of isc's loggers (``isc`` and below)."""
+        logging.getLogger("isc").setLevel(level)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Connect, serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), return."""
+        if self._worker is not None:
+            raise ConfigurationError("this node is already running")
+        if not self._services.services:
+            log.warning("node has no services registered; it will only run listeners/timers")
+        self._listeners = self._services.listeners()
+        self._worker = AmqpWorker(
+            self.url,
+            self.exchange,
+            connect_timeout=5,
+            reconnect_timeout=self._reconnect_timeout,
+            setup=self._setup_channel,
+            on_return=lambda method, properties: None,
+            on_disconnect=self._on_disconnect,
+            name="isc-node",
+        )
+        self._install_signal_handlers()
+        self._worker.start()
+        self._start_timers()
+        log.info(
+            "node serving %s on %s (exchange %r, %d at a time, codecs %s)",
+            ", ".join(sorted(self._services.services)) or "nothing",
+            redact_url(self.url),
+            self.exchange,
+            self.concurrency,
+            ", ".join(self.codecs.names),
+        )
+        try:
+            while not self._stopped.wait(1.0):
+                pass
+        finally:
+            if not self._stopped.is_set():  # interrupted (KeyboardInterrupt): still clean up
+                self.stop()
+
+    def wait_for_ready(self, timeout: float | None = None) -> bool:
+        """Wait until the node consumes its queues; return whether it does."""
+        return self._ready.wait(timeout)
+
+    def stop(self) -> None:
+        """Stop consuming, let in-flight calls finish (``drain_timeout``), stop timers, close."""
+        if self._stopping:
+            self._stopped.wait(self.drain_timeout + 10)
+            return
+        self._stopping = True
+        worker = self._worker
+        if worker is not None:
+            worker.call_soon(self._cancel_consumers)
+        busy = len(self._pool)
+        if busy:
+            log.info("stopping: waiting up to %.0fs for %d call(s)", self.drain_timeout, busy)
+        if not self._pool.join(timeout=self.drain_timeout):
+            log.warning("stopping: %d call(s) did not finish in time", len(self._pool))
+            self._pool.kill(block=True, timeout=1)
+        gevent.killall(self._timers, block=True, timeout=1)
+        if worker is not None:
+            worker.stop()
+        self._ready.clear()
+        self._stopped.set()
+        log.info("node stopped")
+
+    def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                gevent.signal_handler(signum, lambda: gevent.spawn(self.stop))
+            except (ValueError, OSError):  # pragma: no cover - not the main thread
+                return
+
+    # -- AMQP topology (I/O loop) ------------------------------------------------------------
+
+    def _setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        channel.basic_qos(prefetch_count=self.concurrency)
+        channel.exchange_declare(
+            self.exchange, exchange_type="direct", durable=False, auto_delete=False
+        )
+        fanout = fanout_exchange_name(self.exchange)
+        channel.exchange_declare(fanout, exchange_type="fanout", durable=False, auto_delete=False)
+        self._consumer_tags = []
+        for queue in self._queues:
+            # Exactly isclib 1.x's declaration, so old and new nodes share the queue.
+            channel.queue_declare(queue, durable=False, exclusive=False, auto_delete=False)
+            channel.queue_bind(queue, self.exchange, routing_key=queue)
+            self._consumer_tags.append(channel.basic_consume(queue, self._on_request))
+        broadcast = broadcast_queue_name()
+        channel.queue_declare(broadcast, exclusive=True, auto_delete=True)
+        channel.queue_bind(broadcast, fanout)
+
+        def consuming(_frame: object) -> None:
+            self._ready.set()
+            ready()
+
+        self._consumer_tags.append(
+            channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=consuming)
+        )
+
+    def _cancel_consumers(self) -> None:
+        worker = self._worker
+        channel = worker.channel if worker is not None else None
+        if channel is None or not channel.is_open:
+            return
+        for tag in self._consumer_tags:
+            channel.basic_cancel(tag)
+
+    def _on_disconnect(self, error: BaseException) -> None:
+        self._ready.clear()
+        log.warning("node lost its connection (%s); in-flight calls will be redelivered", error)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _on_request(
+        self,
+        channel: pika.channel.Channel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        assert self._worker is not None
+        generation = self._worker.generation
+        service = self._queues.get(method.routing_key, "")
+        self._pool.spawn(
+            self._handle_request, service, generation, method.delivery_tag, properties, body
+        )
+
+    def _ack(self, generation: int, tag: int) -> None:
+        worker = self._worker
+        channel = worker.channel if worker is not None else None
+        if worker is None or channel is None or worker.generation != generation:
+            return  # the channel that delivered it is gone: the broker redelivers it
+        channel.basic_ack(tag)
+
+    def _handle_request(
+        self,
+        service: str,
+        generation: int,
+        tag: int,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        assert self._worker is not None
+        reply_to = properties.reply_to
+        cid = properties.correlation_id or ""
+        envelope = received_envelope(properties, body)
+        reply: Reply | None = None
+        codec: AbstractCodec | None = None
+        try:
+            codec = self.codecs.get(envelope.content_type)
+            request = Request.decode(envelope, codec)
+        except CodecNotAllowedError as exc:
+            codec = PickleCodec()  # encoding pickle is safe: the caller can read the refusal
+            reply = Reply.from_exception(cid, exc)
+        except IscError as exc:
+            log.error(
+                "bad request for %s (correlation id %r): %s; %s",
+                service,
+                cid,
+                exc,
+                describe_payload(body),
+            )
+            reply = Reply.from_exception(cid, exc)
+            codec = codec or JSONCodec()
+        else:
+            if request.deadline is not None and request.deadline < time.time():
+                log.warning(
+                    "skipping %s.%s (correlation id %r): its caller gave up %.1fs ago",
+                    service,
+                    request.method,
+                    cid,
+                    time.time() - request.deadline,
+                )
+                self._worker.call_soon(lambda: self._ack(generation, tag))
+                return
+            reply = self._execute(service, request)
+        if not reply_to:
+            if reply.error is not None:
+                log.error("request without reply_to failed: %s", reply.error)
+            self._worker.call_soon(lambda: self._ack(generation, tag))
+            return
+        try:
+            out = reply.encode(codec)
+        except IscError as exc:
+            log.error("cannot encode the reply of %s: %s", service, exc)
+            out = Reply.from_exception(cid, exc).encode(codec)
+        self._worker.submit(
+            Outgoing(
+                out,
+                self.exchange,
+                reply_to,
+                on_published=lambda: self._ack(generation, tag),
+            )
+        )
+
+    def _execute(self, service: str, request: Request) -> Reply:
+        name = request.method
+        args, kwargs = request.args, request.kwargs
+        cid = request.correlation_id
+        try:
+            fn = self._services.method(service, name, args, kwargs)
+        except MethodError as exc:
+            log.info("refused %s.%s: %s", service, name, exc)
+            return Reply.failure(cid, str(exc), exc.type_name)
+        try:
+            self._run_hooks("pre_call", name, args, kwargs)
+            result = fn(*args, **kwargs)
+            self._run_hooks("post_success", name, args, kwargs, (None, result))
+        except Exception as exc:
+            log.info("%s.%s raised %s: %s", service, name, exception_type_name(exc), exc)
+            try:
+                self._run_hooks("post_error", name, args, kwargs, exc)
+            except Exception:
+                log.exception("post_error hook failed for %s.%s", service, name)
+            return Reply.from_exception(cid, exc)
+        return Reply.success(cid, result)
+
+    def _run_hooks(self, name: str, *args: Any) -> None:
+        for hook in self.hooks[name]:
+            hook(*args)
+
+    # -- notifications -----------------------------------------------------------------------
+
+    def _on_broadcast(
+        self,
+        channel: pika.channel.Channel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        envelope = received_envelope(properties, body)
+        try:
+            notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
+        except IscError as exc:
+            log.error("bad notification dropped: %s; %s", exc, describe_payload(body))
+            return
+        for listener in self._listeners.get(notification.event, ()):
+            self._pool.spawn(self._run_listener, listener, notification)
+
+    @staticmethod
+    def _run_listener(listener: Callable[..., Any], notification: Notification) -> None:
+        try:
+            listener(*notification.args, **notification.kwargs)
+        except Exception:
+            log.exception(
+                "listener %s for event %r failed", _qualname(listener), notification.event
+            )
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def _start_timers(self) -> None:
+        for period, name, fn in self._services.timers():
+            self._timers.append(gevent.spawn(self._timer_loop, period, name, fn))
+
+    def _timer_loop(self, period: float, name: str, fn: Callable[[], Any]) -> None:
+        next_tick = time.monotonic() + period
+        while True:
+            gevent.sleep(max(0.0, next_tick - time.monotonic()))
+            if self._stopping:
+                return
+            next_tick += period
+            method = name.split(".", 1)[1]
+            try:
+                self._run_hooks("pre_call", method, (), {})
+                result = fn()
+                self._run_hooks("post_success", method, (), {}, (None, result))
+            except Exception as exc:
+                log.exception("timer %s failed; it keeps ticking", name)
+                try:
+                    self._run_hooks("post_error", method, (), {}, exc)
+                except Exception:
+                    log.exception("post_error hook failed for timer %s", name)
+            if next_tick < time.monotonic():  # a slow tick: skip missed ticks, keep the rate
+                next_tick = time.monotonic() + period
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", repr(fn))

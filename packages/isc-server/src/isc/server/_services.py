@@ -1,0 +1,167 @@
+"""Services as the node sees them: decorators, discovery, method lookup and argument checks.
+
+Pure Python (no gevent, no AMQP), so the rules are unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from isc.core import ConfigurationError, validate_service_name
+
+__all__ = [
+    "INSPECT_METHOD",
+    "MethodError",
+    "ServiceTable",
+    "expose",
+    "local_timer",
+    "on",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The reserved method every service answers: its exposed methods and listeners.
+INSPECT_METHOD = "_inspect"
+
+
+def expose(fn: F) -> F:
+    """Make a service method callable remotely (``client.<service>.<method>(...)``)."""
+    fn.__exposed__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def on(*events: str) -> Callable[[F], F]:
+    """Run the method for every notification of ``events`` (``client.notify(event, ...)``).
+
+    Stackable; every running node receives each notification once. The method is called with
+    the notification's arguments.
+    """
+    if not events or not all(isinstance(e, str) and e for e in events):
+        raise ConfigurationError(f"@on needs one or more event names, got {events!r}")
+
+    def decorate(fn: F) -> F:
+        listened: set[str] = getattr(fn, "__on__", set())
+        fn.__on__ = listened | set(events)  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def local_timer(timeout: float) -> Callable[[F], F]:
+    """Run the method every ``timeout`` seconds on each node (not once per cluster)."""
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ConfigurationError(f"@local_timer needs a positive timeout, got {timeout!r}")
+
+    def decorate(fn: F) -> F:
+        timeouts: set[float] = getattr(fn, "__timeouts__", set())
+        fn.__timeouts__ = timeouts | {float(timeout)}  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+class MethodError(Exception):
+    """A request names a method that cannot be called, or calls it with wrong arguments.
+
+    ``type_name`` is what the caller sees as the remote exception type.
+    """
+
+    def __init__(self, message: str, type_name: str) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+
+
+def _members(service: object) -> Iterator[tuple[str, Any]]:
+    for name in dir(service):
+        try:
+            yield name, getattr(service, name)
+        except Exception:  # a property that raises: not a method
+            continue
+
+
+class ServiceTable:
+    """The services a node hosts, by name, with their listeners and timers."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+        self.services: dict[str, object] = {}
+
+    def register(self, service: object) -> str:
+        """Add ``service`` (any object with a ``name``); a duplicate name is an error."""
+        name = getattr(service, "name", None)
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"{service!r} has no 'name' attribute: a service is an object with a name"
+            )
+        validate_service_name(self.exchange, name)
+        if name in self.services:
+            raise ConfigurationError(f"Service {name} is already registered.")
+        self.services[name] = service
+        return name
+
+    def method(
+        self, service_name: str, method_name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Callable[..., Any]:
+        """The bound method to call, after checking it is exposed and the arguments fit."""
+        service = self.services.get(service_name)
+        if service is None:
+            raise MethodError(f"Service {service_name} is not hosted here.", "LookupError")
+        if method_name == INSPECT_METHOD:
+            return lambda: self.inspect(service_name)
+        fn = getattr(service, method_name, None)
+        if fn is None or not callable(fn):
+            raise MethodError(f"Could not find method {method_name}.", "AttributeError")
+        if not getattr(fn, "__exposed__", False):
+            raise MethodError(
+                f"You are not allowed to call unexposed method {method_name}.", "PermissionError"
+            )
+        try:
+            inspect.signature(fn).bind(*args, **kwargs)
+        except TypeError as exc:
+            raise MethodError(
+                f"Wrong arguments for {service_name}.{method_name}{_signature(fn)}: {exc}",
+                "TypeError",
+            ) from None
+        except ValueError:  # no signature available (a builtin): let the call decide
+            pass
+        return fn  # type: ignore[no-any-return]
+
+    def listeners(self) -> dict[str, list[Callable[..., Any]]]:
+        """Event name → the bound methods listening for it, over every service."""
+        table: dict[str, list[Callable[..., Any]]] = {}
+        for service in self.services.values():
+            for _name, member in _members(service):
+                for event in sorted(getattr(member, "__on__", ())):
+                    table.setdefault(event, []).append(member)
+        return table
+
+    def timers(self) -> list[tuple[float, str, Callable[[], Any]]]:
+        """(period, "service.method", bound method) for every ``@local_timer``."""
+        found = []
+        for service_name, service in self.services.items():
+            for name, member in _members(service):
+                for period in sorted(getattr(member, "__timeouts__", ())):
+                    found.append((period, f"{service_name}.{name}", member))
+        return found
+
+    def inspect(self, service_name: str) -> dict[str, Any]:
+        """What ``_inspect`` answers: exposed methods with signatures, and listeners."""
+        service = self.services[service_name]
+        exposed = {}
+        listeners = {}
+        for name, member in _members(service):
+            if getattr(member, "__exposed__", False):
+                exposed[name] = _signature(member)
+            events = getattr(member, "__on__", None)
+            if events:
+                listeners[name] = sorted(events)
+        return {"exposed": exposed, "listeners": listeners}
+
+
+def _signature(fn: Callable[..., Any]) -> str:
+    try:
+        return str(inspect.signature(fn))
+    except (TypeError, ValueError):
+        return "(...)"

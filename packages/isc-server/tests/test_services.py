@@ -1,0 +1,137 @@
+"""Decorators, service discovery, method lookup and argument checks (no broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from isc.core import ConfigurationError
+from isc.server import Node, expose, local_timer, on
+from isc.server._services import MethodError, ServiceTable
+
+
+class Users:
+    name = "users"
+
+    @expose
+    def get_user(self, id: int) -> str:
+        return f"user {id}"
+
+    @expose
+    def _hidden_but_exposed(self) -> str:
+        return "ok"
+
+    def private_method(self) -> str:
+        return "no"
+
+    @on("new_message")
+    @on("new_user")
+    def on_event(self, *args: Any) -> None:
+        pass
+
+    @on("new_message")
+    def second_listener(self, username: str, message: str) -> None:
+        pass
+
+    @local_timer(timeout=5)
+    def tick(self) -> None:
+        pass
+
+    @property
+    def broken(self) -> None:
+        raise RuntimeError("a property that raises must not break discovery")
+
+
+def table() -> ServiceTable:
+    services = ServiceTable("isc")
+    services.register(Users())
+    return services
+
+
+def test_decorators_mark_methods_as_isclib_1_did() -> None:
+    assert Users.get_user.__exposed__ is True  # type: ignore[attr-defined]
+    assert Users.on_event.__on__ == {"new_message", "new_user"}  # type: ignore[attr-defined]
+    assert Users.tick.__timeouts__ == {5.0}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", True])
+def test_local_timer_needs_a_positive_period(bad: Any) -> None:
+    with pytest.raises(ConfigurationError, match="positive timeout"):
+        local_timer(timeout=bad)
+
+
+def test_on_needs_event_names() -> None:
+    with pytest.raises(ConfigurationError, match="event names"):
+        on()
+    with pytest.raises(ConfigurationError):
+        on("")
+
+
+def test_register_rejects_duplicates_and_nameless_objects() -> None:
+    services = table()
+    with pytest.raises(ConfigurationError, match="Service users is already registered"):
+        services.register(Users())
+    with pytest.raises(ConfigurationError, match="has no 'name' attribute"):
+        services.register(object())
+
+
+def test_method_lookup_applies_the_rules() -> None:
+    services = table()
+    assert services.method("users", "get_user", (1,), {})(1) == "user 1"
+    assert services.method("users", "_hidden_but_exposed", (), {})() == "ok"
+    with pytest.raises(MethodError, match="not allowed to call unexposed method private") as e:
+        services.method("users", "private_method", (), {})
+    assert e.value.type_name == "PermissionError"
+    with pytest.raises(MethodError, match="Could not find method nope"):
+        services.method("users", "nope", (), {})
+    with pytest.raises(MethodError, match=r"Wrong arguments for users\.get_user\(id: 'int'\)"):
+        services.method("users", "get_user", (1, 2), {})
+    with pytest.raises(MethodError, match="unexpected keyword argument 'x'"):
+        services.method("users", "get_user", (1,), {"x": 1})
+    with pytest.raises(MethodError, match="Service other is not hosted here"):
+        services.method("other", "get_user", (), {})
+
+
+def test_inspect_describes_the_service() -> None:
+    services = table()
+    described = services.method("users", "_inspect", (), {})()
+    assert described == {
+        "exposed": {
+            "_hidden_but_exposed": "() -> 'str'",
+            "get_user": "(id: 'int') -> 'str'",
+        },
+        "listeners": {"on_event": ["new_message", "new_user"], "second_listener": ["new_message"]},
+    }
+
+
+def test_listeners_and_timers_are_discovered() -> None:
+    services = table()
+    listeners = services.listeners()
+    assert sorted(listeners) == ["new_message", "new_user"]
+    assert [fn.__name__ for fn in listeners["new_message"]] == ["on_event", "second_listener"]
+    assert [(period, name) for period, name, _ in services.timers()] == [(5.0, "users.tick")]
+
+
+def test_node_settings_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="thread_pool_size"):
+        Node(thread_pool_size=0)
+    node = Node(url="amqp://guest:guest@127.0.0.1:1/", exchange="x")
+    node.register_service(Users())
+    with pytest.raises(ConfigurationError, match="Service users is already registered"):
+        node.register_service(Users())
+    with pytest.raises(ConfigurationError, match="unknown hook"):
+        node.add_hook("before")
+    assert "pickle" not in node.codecs.names
+    assert node.codecs.knows("pickle")  # known, so callers get a clear refusal
+    assert "pickle" in Node(allow_pickle=True).codecs.names
+
+    @node.add_hook("pre_call")
+    def hook(method: str, args: Any, kwargs: Any) -> None:
+        pass
+
+    assert node.hooks["pre_call"] == [hook]
+
+
+def test_legacy_constructor_builds_the_url_from_hostname() -> None:
+    assert Node("broker.example").url == "amqp://guest:guest@broker.example/"
