@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint unit client-only integration dist-check test build demo clean
+.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ tools: $(HATCH) ## install the build tools into .tools/
 lint: $(HATCH) ## ruff check, ruff format --check, mypy --strict
 	@echo "==> lint: ruff check, ruff format --check, mypy --strict"
 	$(HATCH) run lint:all
+
+docs-api: $(HATCH) ## regenerate the API reference in docs/api/ from the docstrings
+	@echo "==> docs-api: docs/api/*.md from the docstrings of the public modules"
+	$(HATCH) run lint:python scripts/gen_api_docs.py
 
 unit: $(HATCH) ## unit tests of every package on every Python (no broker)
 	@echo "==> unit tests on every Python"
@@ -55,9 +59,9 @@ dist-check: build ## install the built wheels in fresh venvs and check dependenc
 test: lint unit client-only dist-check integration ## everything CI runs
 	@echo "==> make test: all green"
 
-demo: ## run the documented example end to end (arrives with the client/server release)
-	@echo "make demo: the Client and Node arrive with the client/server release; nothing to run yet." >&2
-	@exit 1
+demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) end to end
+	@echo "==> demo: docs/examples/chapter2 (server.py + client.py) against RabbitMQ"
+	$(HATCH) run +py=3.11 unit:python scripts/demo.py
 
 clean: ## remove tools, environments, build output and caches
 	rm -rf $(TOOLS) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

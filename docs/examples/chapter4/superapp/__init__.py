@@ -1,0 +1,1 @@
+"""A stand-in for the "superapp" project the chapter 4 example imports (not part of isc)."""
