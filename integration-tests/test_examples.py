@@ -1,7 +1,7 @@
 """The documentation's example programs (docs/examples) run against the suite's broker.
 
-Each chapter's servers run as subprocesses (ready once they print ``isc-node-ready``), its
-client program runs to completion, and both must behave as the documentation says. The
+Each chapter's servers run as subprocesses (ready once their services answer ``_inspect``),
+its client program runs to completion, and both must behave as the documentation says. The
 programs read ``ISC_URL``, ``ISC_EXCHANGE``, ``ISC_CODEC`` (and chapter 5 ``ISC_TICK``) from
 the environment, which the subprocesses inherit from this process.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
 
 from isc.core.codecs import AbstractCodec
 from isc_testing import wait_for
-from isc_testing.nodes import NodeProcess
+from isc_testing.nodes import NodeProcess, service_answers
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 #: Seconds a client program may take (chapter 2 spends ~4 s sleeping and timing out).
@@ -37,9 +37,17 @@ def example_env(
     monkeypatch.setenv("ISC_TICK", str(TICK))
 
 
-def server(*path: str) -> NodeProcess:
-    """An example server program, not started yet."""
-    return NodeProcess([sys.executable, str(EXAMPLES.joinpath(*path))])
+@pytest.fixture
+def server(amqp_url: str, exchange: str) -> Callable[..., NodeProcess]:
+    """Makes an example server program, not started yet, ready once ``service`` answers."""
+
+    def make(*path: str, service: str) -> NodeProcess:
+        return NodeProcess(
+            [sys.executable, str(EXAMPLES.joinpath(*path))],
+            ready_probe=service_answers(amqp_url, exchange, service),
+        )
+
+    return make
 
 
 def run_client(*path: str) -> list[str]:
@@ -76,30 +84,30 @@ def wait_for_line(proc: NodeProcess, line: str, timeout: float = 10.0) -> None:
         raise AssertionError(f"{exc}; output so far:\n{proc.output}") from None
 
 
-def test_chapter2_comprehensive_example() -> None:
-    with server("chapter2", "server.py") as node:
+def test_chapter2_comprehensive_example(server: Callable[..., NodeProcess]) -> None:
+    with server("chapter2", "server.py", service="example") as node:
         run_client("chapter2", "client.py")  # the client's asserts are the test
         wait_for_line(node, "Got stuff: {'foo': 'bar'}")
         stop_all([node])
 
 
-def test_chapter3_simple_server_and_client() -> None:
-    with server("chapter3", "users_service.py") as node:
+def test_chapter3_simple_server_and_client(server: Callable[..., NodeProcess]) -> None:
+    with server("chapter3", "users_service.py", service="users") as node:
         assert run_client("chapter3", "app.py") == ["Andrew", "Victoria", "None"]
         stop_all([node])
 
 
-def test_chapter4_two_services() -> None:
-    users = server("chapter4", "users_service.py")
-    messages = server("chapter4", "messages_service.py")
+def test_chapter4_two_services(server: Callable[..., NodeProcess]) -> None:
+    users = server("chapter4", "users_service.py", service="users")
+    messages = server("chapter4", "messages_service.py", service="messages")
     with users, messages:
         assert run_client("chapter4", "app.py") == ["Message send!"]
         wait_for_line(users, "New message for user Andrew: Hello!")
         stop_all([users, messages])
 
 
-def test_chapter5_timers() -> None:
-    with server("chapter5", "tick_service.py") as node:
+def test_chapter5_timers(server: Callable[..., NodeProcess]) -> None:
+    with server("chapter5", "tick_service.py", service="ticker") as node:
         lines = run_client("chapter5", "app.py")
         stop_all([node])
     assert len(lines) == 5, lines

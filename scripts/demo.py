@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "integration-tests"))  # the harness is not an installed package
 
 from isc_testing import RabbitMQNode, WaitTimeout, wait_for  # noqa: E402
-from isc_testing.nodes import NodeProcess  # noqa: E402
+from isc_testing.nodes import NodeProcess, service_answers  # noqa: E402
 
 EXAMPLE = ROOT / "docs" / "examples" / "chapter2"
 CLIENT_TIMEOUT = 60.0
@@ -70,7 +70,9 @@ def main() -> int:
 
         step(f"starting {EXAMPLE.relative_to(ROOT)}/server.py (exchange {exchange!r})")
         server = NodeProcess(
-            [sys.executable, "-c", SERVER_WRAPPER, str(EXAMPLE / "server.py")], timeout=30.0
+            [sys.executable, "-c", SERVER_WRAPPER, str(EXAMPLE / "server.py")],
+            ready_probe=service_answers(os.environ["ISC_URL"], exchange, "example"),
+            timeout=30.0,
         )
         server.start()  # raises with the server's output if it never gets ready
         stack.callback(server.kill)  # backstop if anything below raises

@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from isc.client import Client, ServiceNotFoundError, TimeoutException
 
 from .waiting import Deadline
 
-__all__ = ["NodeProcess", "SERVICES_DIR"]
+__all__ = ["NodeProcess", "SERVICES_DIR", "service_answers"]
 
 #: Where the suite's service modules live (importable by node subprocesses).
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
@@ -27,10 +29,17 @@ class NodeProcess:
     """A subprocess whose output is collected; ready once a given line appears."""
 
     def __init__(
-        self, argv: Sequence[str], *, ready_line: str = "isc-node-ready", timeout: float = 30.0
+        self,
+        argv: Sequence[str],
+        *,
+        ready_line: str = "isc-node-ready",
+        ready_probe: Callable[[], bool] | None = None,
+        timeout: float = 30.0,
     ) -> None:
         self.argv = list(argv)
         self.ready_line = ready_line
+        #: Alternatively, ready once this returns True (for programs that print nothing).
+        self.ready_probe = ready_probe
         self.timeout = timeout
         self.lines: list[str] = []
         self._ready = threading.Event()
@@ -62,10 +71,12 @@ class NodeProcess:
         self._reader.start()
         deadline = Deadline(self.timeout)
         while not self._ready.wait(0.05):
+            if self.ready_probe is not None and self.ready_probe():
+                break
             if self._proc.poll() is not None or deadline.expired:
                 self.kill()
                 raise RuntimeError(
-                    f"{' '.join(self.argv[:4])}... did not print {self.ready_line!r} "
+                    f"{' '.join(self.argv[:4])}... did not get ready "
                     f"(exit code {self._proc.returncode}); output:\n{self.output}"
                 )
         return self
@@ -121,3 +132,18 @@ class NodeProcess:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def service_answers(url: str, exchange: str, *services: str) -> Callable[[], bool]:
+    """A readiness probe: True once every one of ``services`` answers ``_inspect``."""
+
+    def probe() -> bool:
+        with Client(url, exchange=exchange, invoke_timeout=2) as client:
+            try:
+                for service in services:
+                    client.invoke(service, "_inspect")
+            except (ServiceNotFoundError, TimeoutException):
+                return False
+        return True
+
+    return probe

@@ -3,8 +3,6 @@ import logging
 import os
 from time import sleep
 
-import gevent
-
 from isc.server import Node, expose, on
 
 
@@ -48,15 +46,7 @@ node = Node(
 node.set_logging_level(logging.DEBUG)
 node.register_service(service)
 
-
-def announce_ready():
-    # Tells whoever started this process that the node now consumes its queues.
-    node.wait_for_ready()
-    print("isc-node-ready", flush=True)
-
-
 if __name__ == "__main__":
-    gevent.spawn(announce_ready)
     try:
         node.run()
     except KeyboardInterrupt:

@@ -1,8 +1,6 @@
 # users_service.py
 import os
 
-import gevent
-
 from isc.server import Node, expose
 
 
@@ -27,14 +25,6 @@ node = Node(
 )
 node.register_service(UserService())
 
-
-def announce_ready():
-    # Tells whoever started this process that the node now consumes its queues.
-    node.wait_for_ready()
-    print("isc-node-ready", flush=True)
-
-
-gevent.spawn(announce_ready)
 try:
     node.run()
 except KeyboardInterrupt:

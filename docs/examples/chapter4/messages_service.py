@@ -1,7 +1,6 @@
 # messages_service.py
 import os
 
-import gevent
 from superapp.models import Message
 
 from isc.client import Client
@@ -40,14 +39,6 @@ node = Node(
 )
 node.register_service(MessageService())
 
-
-def announce_ready():
-    # Tells whoever started this process that the node now consumes its queues.
-    node.wait_for_ready()
-    print("isc-node-ready", flush=True)
-
-
-gevent.spawn(announce_ready)
 try:
     node.run()
 except KeyboardInterrupt:

@@ -1,8 +1,6 @@
 # tick_service.py
 import os
 
-import gevent
-
 from isc.server import Node, expose, local_timer
 
 # The timer period in seconds; ISC_TICK lets the test suite run the example faster.
@@ -55,14 +53,6 @@ node = Node(
 )
 node.register_service(TickerService())
 
-
-def announce_ready():
-    # Tells whoever started this process that the node now consumes its queues.
-    node.wait_for_ready()
-    print("isc-node-ready", flush=True)
-
-
-gevent.spawn(announce_ready)
 try:
     node.run()
 except KeyboardInterrupt:

@@ -110,6 +110,7 @@ class AmqpWorker:
         on_return: ReturnHandler,
         on_disconnect: Callable[[BaseException], None],
         name: str = "isc-client",
+        logger: logging.Logger | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -123,6 +124,7 @@ class AmqpWorker:
         self._on_return = on_return
         self._on_disconnect = on_disconnect
         self._name = name
+        self._log = logger or log
 
         self._ioloop = IOLoop()
         self._thread: threading.Thread | None = None
@@ -184,19 +186,19 @@ class AmqpWorker:
             self._connect()
             self._ioloop.start()
         except Exception:  # pragma: no cover - a bug in the worker itself
-            log.exception("isc client I/O thread crashed")
+            self._log.exception("isc I/O thread crashed")
         finally:
             self.ready.clear()
             self.stopped.set()
             try:
                 self._ioloop.close()
             except Exception:  # pragma: no cover
-                log.debug("closing the I/O loop failed", exc_info=True)
+                self._log.debug("closing the I/O loop failed", exc_info=True)
 
     def _connect(self) -> None:
         if self._stopping:
             return
-        log.debug("connecting to %s", redact_url(self.url))
+        self._log.debug("connecting to %s", redact_url(self.url))
         self._connection = pika.SelectConnection(
             self._params,
             on_open_callback=self._on_connection_open,
@@ -210,16 +212,16 @@ class AmqpWorker:
             self._ioloop.stop()
             return
         if self._reconnect_timeout <= 0:
-            log.error("not reconnecting to %s (reconnect_timeout=0)", redact_url(self.url))
+            self._log.error("not reconnecting to %s (reconnect_timeout=0)", redact_url(self.url))
             return
         delay = min(self._reconnect_timeout, 0.1 * (2**self._attempt))
         self._attempt += 1
-        log.info("reconnecting to %s in %.1fs", redact_url(self.url), delay)
+        self._log.info("reconnecting to %s in %.1fs", redact_url(self.url), delay)
         self._ioloop.call_later(delay, self._connect)
 
     def _on_connection_error(self, connection: Any, error: BaseException) -> None:
         self.last_error = error
-        log.warning("cannot connect to %s: %s", redact_url(self.url), _describe(error))
+        self._log.warning("cannot connect to %s: %s", redact_url(self.url), _describe(error))
         self._connection = None
         self._schedule_reconnect()
 
@@ -232,7 +234,7 @@ class AmqpWorker:
             self._ioloop.stop()
             return
         self.last_error = reason
-        log.warning("connection to %s lost: %s", redact_url(self.url), _describe(reason))
+        self._log.warning("connection to %s lost: %s", redact_url(self.url), _describe(reason))
         if was_ready:
             self._on_disconnect(ConnectionLostError(f"connection lost: {_describe(reason)}"))
         self._schedule_reconnect()
@@ -255,7 +257,7 @@ class AmqpWorker:
     def _on_ready(self) -> None:
         self._attempt = 0
         self.last_error = None
-        log.info("connected to %s", redact_url(self.url))
+        self._log.info("connected to %s", redact_url(self.url))
         self.ready.set()
         while self._parked:
             self._publish(self._parked.popleft())
@@ -264,7 +266,7 @@ class AmqpWorker:
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if self._stopping or self._connection is None:
             return
-        log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
+        self._log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
         if self._connection.is_open:
             self._connection.close()
 
@@ -323,7 +325,7 @@ class AmqpWorker:
                 item.exchange, item.key, envelope.body, properties, mandatory=item.mandatory
             )
         except pika.exceptions.AMQPError as exc:
-            log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
+            self._log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
             self._parked.appendleft(item)
             return
         if item.on_published is not None:

@@ -164,6 +164,7 @@ class Node:
             on_return=lambda method, properties: None,
             on_disconnect=self._on_disconnect,
             name="isc-node",
+            logger=log,
         )
         self._install_signal_handlers()
         self._worker.start()
