@@ -135,3 +135,33 @@ def test_node_settings_are_checked() -> None:
 
 def test_legacy_constructor_builds_the_url_from_hostname() -> None:
     assert Node("broker.example").url == "amqp://guest:guest@broker.example/"
+
+
+class Ticker:
+    name = "ticker"
+
+    def __init__(self) -> None:
+        self.ticks = 0
+
+    @local_timer(timeout=0.02)
+    def tick(self) -> None:
+        self.ticks += 1
+        if self.ticks == 1:
+            raise RuntimeError("the first tick fails; the timer must go on")
+
+
+def test_timers_tick_without_a_broker_and_stop_with_the_node() -> None:
+    import gevent
+
+    node = Node(url="amqp://guest:guest@127.0.0.1:1/", exchange="x", drain_timeout=1)
+    ticker = Ticker()
+    node.register_service(ticker)
+    runner = gevent.spawn(node.run)
+    with gevent.Timeout(5):
+        while ticker.ticks < 3:  # a failing first tick did not stop it
+            gevent.sleep(0.01)
+    node.stop()
+    runner.join(5)
+    assert runner.dead
+    assert node._timers and all(timer.dead for timer in node._timers)
+    assert not node.wait_for_ready(0)
