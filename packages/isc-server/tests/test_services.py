@@ -163,5 +163,6 @@ def test_timers_tick_without_a_broker_and_stop_with_the_node() -> None:
     node.stop()
     runner.join(5)
     assert runner.dead
-    assert node._timers and all(timer.dead for timer in node._timers)
+    assert node._timers
+    assert all(timer.dead for timer in node._timers)
     assert not node.wait_for_ready(0)
