@@ -1,0 +1,439 @@
+"""The ``isc`` command: call services, send notifications, inspect and ping from a shell.
+
+    isc call SERVICE.METHOD [ARG ...] [--kwargs JSON] [--timeout S]
+    isc notify EVENT [ARG ...] [--kwargs JSON]
+    isc inspect SERVICE
+    isc ping
+    isc run module:Class [module:Class ...] [--pool N] [--allow-pickle]   (needs isc-server)
+
+Every command takes ``--url`` and ``--exchange`` (else ``ISC_URL`` / ``ISC_EXCHANGE``, else
+the defaults). Arguments are parsed as JSON; a value that is not valid JSON is a string.
+Exit codes: 0 success, 1 failure (remote error, unreachable broker), 2 usage error or timeout.
+
+This module uses only the standard library and the isc client packages: it never imports
+gevent, except that ``isc run`` imports ``isc.server`` (which monkey-patches) first thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from isc.codecs import CODECS, get_codec
+from isc.core import (
+    DEFAULT_EXCHANGE,
+    DEFAULT_URL,
+    IscError,
+    RemoteException,
+    ServiceNotFoundError,
+    TimeoutException,
+    redact_url,
+)
+
+from ._client import Client
+
+__all__ = [
+    "ENV_URL",
+    "ENV_EXCHANGE",
+    "DEFAULT_CODEC",
+    "Settings",
+    "build_parser",
+    "parse_value",
+    "resolve_settings",
+    "main",
+]
+
+#: The environment variable naming the broker URL (``--url`` wins over it).
+ENV_URL = "ISC_URL"
+#: The environment variable naming the isc exchange (``--exchange`` wins over it).
+ENV_EXCHANGE = "ISC_EXCHANGE"
+#: The codec used for requests unless ``--codec`` says otherwise.
+DEFAULT_CODEC = "typedjson"
+#: Seconds the client waits for the broker before giving up (``--connect-timeout``).
+DEFAULT_CONNECT_WAIT = 3.0
+#: Seconds ``isc call`` and ``isc inspect`` wait for the reply (``--timeout``).
+DEFAULT_CALL_TIMEOUT = 20.0
+#: A service nobody serves: ``isc ping`` and ``isc notify`` time a request the broker returns.
+_PING_SERVICE = "isc-cli-ping"
+#: The reserved method every isc node answers with a description of its service.
+_INSPECT_METHOD = "_inspect"
+_RUN_NEEDS_SERVER = "isc run needs isc-server: pip install isc-server"
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_TIMEOUT = 2
+
+
+class Settings(NamedTuple):
+    """Where to connect: the broker URL and the isc exchange."""
+
+    url: str
+    exchange: str
+
+
+class _CliError(Exception):
+    """A failure reported as one ``error: ...`` line on stderr, with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def parse_value(text: str) -> Any:
+    """A command-line argument as JSON (``1``, ``true``, ``[1, 2]``), else as the string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def resolve_settings(
+    url: str | None, exchange: str | None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """The settings from flags, then ``ISC_URL`` / ``ISC_EXCHANGE``, then the defaults.
+
+    An empty flag or environment variable counts as not given.
+    """
+    env = os.environ if environ is None else environ
+    return Settings(
+        url=url or env.get(ENV_URL, "").strip() or DEFAULT_URL,
+        exchange=exchange or env.get(ENV_EXCHANGE, "").strip() or DEFAULT_EXCHANGE,
+    )
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--kwargs is not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"--kwargs must be a JSON object, got {text}")
+    return value
+
+
+def _service_method(text: str) -> tuple[str, str]:
+    service, dot, method = text.rpartition(".")
+    if not dot or not service or not method:
+        raise argparse.ArgumentTypeError(f"expected SERVICE.METHOD, got {text!r}")
+    return service, method
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``isc`` argument parser with its subcommands (``call``, ``notify``, ...)."""
+    parser = argparse.ArgumentParser(
+        prog="isc",
+        description="Call isc services, send notifications and run nodes over RabbitMQ.",
+        epilog=f"Settings: --url, else ${ENV_URL}, else {redact_url(DEFAULT_URL)}; "
+        f"--exchange, else ${ENV_EXCHANGE}, else {DEFAULT_EXCHANGE!r}.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    where = argparse.ArgumentParser(add_help=False)
+    group = where.add_argument_group("connection")
+    group.add_argument(
+        "--url", help=f"the broker URL (default: ${ENV_URL} or {redact_url(DEFAULT_URL)})"
+    )
+    group.add_argument(
+        "--exchange", help=f"the isc exchange (default: ${ENV_EXCHANGE} or {DEFAULT_EXCHANGE!r})"
+    )
+    group.add_argument(
+        "-v", "--verbose", action="store_true", help="log the client's activity to stderr"
+    )
+
+    client = argparse.ArgumentParser(add_help=False)
+    group = client.add_argument_group("client")
+    group.add_argument(
+        "--codec",
+        default=DEFAULT_CODEC,
+        choices=sorted(CODECS),
+        help=f"the codec of the requests (default: {DEFAULT_CODEC})",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=_positive_float,
+        default=DEFAULT_CONNECT_WAIT,
+        metavar="S",
+        help=f"seconds to wait for the broker (default: {DEFAULT_CONNECT_WAIT:g})",
+    )
+
+    call = sub.add_parser(
+        "call",
+        parents=[where, client],
+        help="call a method and print its result as JSON",
+        description="Call SERVICE.METHOD with the arguments (JSON, else strings) and print "
+        "the result as JSON.",
+    )
+    call.add_argument("target", type=_service_method, metavar="SERVICE.METHOD")
+    call.add_argument("args", nargs="*", metavar="ARG", help="a JSON value, else a string")
+    call.add_argument("--kwargs", type=_json_object, default={}, metavar="JSON")
+    call.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_CALL_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for the reply (default: {DEFAULT_CALL_TIMEOUT:g})",
+    )
+
+    notify = sub.add_parser(
+        "notify",
+        parents=[where, client],
+        help="broadcast an event to every node",
+        description="Broadcast EVENT with the arguments to every node listening for it.",
+    )
+    notify.add_argument("event", metavar="EVENT")
+    notify.add_argument("args", nargs="*", metavar="ARG", help="a JSON value, else a string")
+    notify.add_argument("--kwargs", type=_json_object, default={}, metavar="JSON")
+
+    inspect = sub.add_parser(
+        "inspect",
+        parents=[where, client],
+        help="describe a service (its methods and events)",
+        description="Call the reserved _inspect method of SERVICE and print it.",
+    )
+    inspect.add_argument("service", metavar="SERVICE")
+    inspect.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_CALL_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for the reply (default: {DEFAULT_CALL_TIMEOUT:g})",
+    )
+
+    sub.add_parser(
+        "ping",
+        parents=[where, client],
+        help="check that the broker is reachable",
+        description="Connect to the broker and report the connection time and a round trip.",
+    )
+
+    run = sub.add_parser(
+        "run",
+        parents=[where],
+        help="run a node hosting services (needs isc-server)",
+        description="Run a node hosting the services (module:Class, importable from the "
+        "current directory) until SIGTERM or SIGINT.",
+    )
+    run.add_argument("services", nargs="+", metavar="module:Class")
+    run.add_argument(
+        "--pool",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="how many calls run at once (default: 8)",
+    )
+    run.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="accept the pickle codec (only when every peer on the broker is trusted)",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="S",
+        help="seconds in-flight calls may take to finish when stopping (default: 10)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``isc`` command line with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
+    args = build_parser().parse_args(argv)
+    settings = resolve_settings(args.url, args.exchange)
+    args.url, args.exchange = settings.url, settings.exchange
+    if args.command == "run":
+        return _run(args)
+    _configure_logging(args.verbose)
+    try:
+        return _COMMANDS[args.command](args)
+    except _CliError as exc:
+        _error(str(exc))
+        return exc.code
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _call(args: argparse.Namespace) -> int:
+    service, method = args.target
+    values = [parse_value(arg) for arg in args.args]
+    with _connect(args) as client:
+        try:
+            result = client.call(service, method, tuple(values), args.kwargs, timeout=args.timeout)
+        except IscError as exc:
+            return _report(exc)
+    print(json.dumps(result, default=str))
+    return EXIT_OK
+
+
+def _notify(args: argparse.Namespace) -> int:
+    values = [parse_value(arg) for arg in args.args]
+    with _connect(args) as client:
+        try:
+            client.notify(args.event, *values, **args.kwargs)
+            # The broker answers a later request on the same channel only after it has taken
+            # the notification: waiting for that answer means it was sent before we close.
+            _round_trip(client)
+        except IscError as exc:
+            return _report(exc)
+    print(f"notified {args.event!r}")
+    return EXIT_OK
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    with _connect(args) as client:
+        try:
+            result = client.call(args.service, _INSPECT_METHOD, timeout=args.timeout)
+        except IscError as exc:
+            return _report(exc)
+    print(json.dumps(result, default=str, indent=2, sort_keys=True))
+    return EXIT_OK
+
+
+def _ping(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    with _connect(args) as client:
+        connected = time.perf_counter() - started
+        try:
+            round_trip = _round_trip(client)
+        except IscError as exc:
+            return _report(exc)
+    print(
+        f"broker {redact_url(args.url)} reachable (exchange {args.exchange!r}): "
+        f"connected in {connected * 1000:.1f} ms, round trip {round_trip * 1000:.1f} ms"
+    )
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    # isc.server applies gevent's monkey patching on import: it comes before anything else.
+    try:
+        import isc.server  # noqa: F401
+    except ImportError:
+        print(_RUN_NEEDS_SERVER, file=sys.stderr)
+        return EXIT_FAILURE
+    from isc.server.cli_run import run
+
+    return run(args)
+
+
+_COMMANDS = {"call": _call, "notify": _notify, "inspect": _inspect, "ping": _ping}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _configure_logging(verbose: bool) -> None:
+    """Quiet by default: the client's reconnect warnings would bury the one-line errors."""
+    if verbose:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return
+    for name in ("isc", "pika"):
+        logger = logging.getLogger(name)
+        if not logger.handlers:
+            logger.addHandler(logging.NullHandler())  # no "last resort" output to stderr
+
+
+def _connect(args: argparse.Namespace) -> Client:
+    """A started client, connected within ``--connect-timeout`` or a one-line error."""
+    try:
+        codec = get_codec(args.codec)
+        client = Client(
+            args.url,
+            exchange=args.exchange,
+            codec=codec,
+            connect_timeout=args.connect_timeout,
+            reconnect_timeout=1,
+        )
+    except IscError as exc:
+        raise _CliError(str(exc), EXIT_USAGE) from None
+    if client.wait_connected(args.connect_timeout):
+        return client
+    worker = client._worker
+    reason = worker.last_error if worker is not None else None
+    client.stop()
+    detail = ""
+    if reason is not None:
+        text = str(reason).strip()
+        described = f"{type(reason).__name__}: {text}" if text else type(reason).__name__
+        detail = f" ({_scrub(described, args.url)})"
+    raise _CliError(
+        f"cannot connect to {redact_url(args.url)} within {args.connect_timeout:g}s{detail}: "
+        f"is RabbitMQ running? check --url / {ENV_URL}"
+    )
+
+
+def _round_trip(client: Client, timeout: float = 5.0) -> float:
+    """Seconds for a request nobody serves to come back from the broker (unroutable)."""
+    started = time.perf_counter()
+    # ServiceNotFoundError (the broker returned it), or a node answered: both are fine.
+    with contextlib.suppress(RemoteException):
+        client.call(_PING_SERVICE, "ping", timeout=timeout)
+    return time.perf_counter() - started
+
+
+def _report(exc: IscError) -> int:
+    """Print ``exc`` as one line; the exit code for it."""
+    if isinstance(exc, ServiceNotFoundError):
+        _error(str(exc))
+        return EXIT_FAILURE
+    if isinstance(exc, RemoteException):
+        _error(f"{exc.remote_type or type(exc).__name__}: {exc}")
+        return EXIT_FAILURE
+    if isinstance(exc, TimeoutException):
+        _error(f"timed out: {exc} (raise --timeout if the method is slow)")
+        return EXIT_TIMEOUT
+    _error(f"{type(exc).__name__}: {exc}")
+    return EXIT_FAILURE
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the password of ``url`` (if any) masked."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return text
+    if password:
+        for form in {password, unquote(password)}:
+            text = text.replace(form, "***")
+    return text
+
+
+def _error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

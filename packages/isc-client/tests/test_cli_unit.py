@@ -1,0 +1,197 @@
+"""The ``isc`` command without a broker: parsing, argument conversion, settings, errors."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from isc.client import cli
+from isc.core import DEFAULT_EXCHANGE, DEFAULT_URL
+
+# A port nothing listens on: these tests never reach a broker.
+NOWHERE = "amqp://someone:s3cr3t-pw@127.0.0.1:1/"
+
+
+class TestParsing:
+    def test_call(self) -> None:
+        args = cli.build_parser().parse_args(
+            ["call", "calc.add", "1", "2", "--kwargs", '{"wait": 0}', "--timeout", "5"]
+        )
+        assert args.command == "call"
+        assert args.target == ("calc", "add")
+        assert args.args == ["1", "2"]
+        assert args.kwargs == {"wait": 0}
+        assert args.timeout == 5.0
+        assert args.codec == cli.DEFAULT_CODEC
+
+    def test_call_defaults(self) -> None:
+        args = cli.build_parser().parse_args(["call", "calc.pid"])
+        assert args.args == []
+        assert args.kwargs == {}
+        assert args.timeout == cli.DEFAULT_CALL_TIMEOUT
+        assert args.url is None
+        assert args.exchange is None
+
+    def test_service_names_may_contain_dots(self) -> None:
+        args = cli.build_parser().parse_args(["call", "a.b.method"])
+        assert args.target == ("a.b", "method")
+
+    def test_negative_number_is_an_argument(self) -> None:
+        args = cli.build_parser().parse_args(["call", "calc.add", "-1", "2"])
+        assert args.args == ["-1", "2"]
+
+    @pytest.mark.parametrize("target", ["calc", "calc.", ".add"])
+    def test_bad_target(self, target: str, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exc_info:
+            cli.main(["call", target])
+        assert exc_info.value.code == 2
+        assert "SERVICE.METHOD" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("kwargs", ["[1, 2]", "{nope", "3"])
+    def test_bad_kwargs(self, kwargs: str, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exc_info:
+            cli.main(["call", "calc.add", "--kwargs", kwargs])
+        assert exc_info.value.code == 2
+        assert "--kwargs" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("timeout", ["0", "-1", "soon"])
+    def test_bad_timeout(self, timeout: str) -> None:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["call", "calc.add", "--timeout", timeout])
+
+    def test_unknown_codec(self) -> None:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["ping", "--codec", "yaml"])
+
+    def test_notify(self) -> None:
+        args = cli.build_parser().parse_args(["notify", "boom", "1", "x", "--kwargs", '{"a": 1}'])
+        assert (args.command, args.event, args.args, args.kwargs) == (
+            "notify",
+            "boom",
+            ["1", "x"],
+            {"a": 1},
+        )
+
+    def test_inspect_and_ping(self) -> None:
+        assert cli.build_parser().parse_args(["inspect", "calc"]).service == "calc"
+        assert cli.build_parser().parse_args(["ping"]).command == "ping"
+
+    def test_run(self) -> None:
+        args = cli.build_parser().parse_args(
+            ["run", "calc:Calc", "other:Svc", "--pool", "3", "--allow-pickle"]
+        )
+        assert args.services == ["calc:Calc", "other:Svc"]
+        assert args.pool == 3
+        assert args.allow_pickle is True
+
+    def test_run_defaults(self) -> None:
+        args = cli.build_parser().parse_args(["run", "calc:Calc"])
+        assert args.pool == 8
+        assert args.allow_pickle is False
+
+    def test_run_needs_a_service(self) -> None:
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["run"])
+
+    def test_a_command_is_required(self) -> None:
+        with pytest.raises(SystemExit):
+            cli.main([])
+
+
+class TestParseValue:
+    @pytest.mark.parametrize(
+        ("text", "value"),
+        [
+            ("1", 1),
+            ("-2.5", -2.5),
+            ("true", True),
+            ("null", None),
+            ('"1"', "1"),
+            ("[1, 2]", [1, 2]),
+            ('{"a": [1]}', {"a": [1]}),
+        ],
+    )
+    def test_json(self, text: str, value: object) -> None:
+        assert cli.parse_value(text) == value
+
+    @pytest.mark.parametrize("text", ["hello", "two words", "", "{not json", "1 2"])
+    def test_plain_strings(self, text: str) -> None:
+        assert cli.parse_value(text) == text
+
+
+class TestSettings:
+    def test_defaults(self) -> None:
+        assert cli.resolve_settings(None, None, {}) == (DEFAULT_URL, DEFAULT_EXCHANGE)
+
+    def test_environment_over_defaults(self) -> None:
+        env = {"ISC_URL": "amqp://u:p@env-host/", "ISC_EXCHANGE": "env_x"}
+        assert cli.resolve_settings(None, None, env) == ("amqp://u:p@env-host/", "env_x")
+
+    def test_flags_over_environment(self) -> None:
+        env = {"ISC_URL": "amqp://u:p@env-host/", "ISC_EXCHANGE": "env_x"}
+        settings = cli.resolve_settings("amqp://flag-host/", "flag_x", env)
+        assert settings == cli.Settings("amqp://flag-host/", "flag_x")
+
+    def test_each_setting_on_its_own(self) -> None:
+        env = {"ISC_URL": "amqp://env-host/"}
+        assert cli.resolve_settings(None, "flag_x", env) == ("amqp://env-host/", "flag_x")
+
+    def test_empty_values_count_as_unset(self) -> None:
+        env = {"ISC_URL": " ", "ISC_EXCHANGE": ""}
+        assert cli.resolve_settings("", None, env) == (DEFAULT_URL, DEFAULT_EXCHANGE)
+
+    def test_process_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ISC_URL", "amqp://from-env/")
+        monkeypatch.delenv("ISC_EXCHANGE", raising=False)
+        assert cli.resolve_settings(None, None) == ("amqp://from-env/", DEFAULT_EXCHANGE)
+
+
+class TestBrokerDown:
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["ping"],
+            ["call", "calc.add", "1", "2"],
+            ["notify", "boom"],
+            ["inspect", "calc"],
+        ],
+    )
+    def test_one_line_without_the_password(
+        self, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code = cli.main([*argv, "--url", NOWHERE, "--connect-timeout", "0.5"])
+        out, err = capsys.readouterr()
+        assert code == 1
+        assert out == ""
+        assert len(err.strip().splitlines()) == 1, err
+        assert "s3cr3t-pw" not in err
+        assert "amqp://someone:***@127.0.0.1:1/" in err
+        assert "is RabbitMQ running?" in err
+        assert "ISC_URL" in err
+
+    def test_url_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        monkeypatch.setenv("ISC_URL", NOWHERE)
+        assert cli.main(["ping", "--connect-timeout", "0.5"]) == 1
+        err = capsys.readouterr().err
+        assert "127.0.0.1:1" in err
+        assert "s3cr3t-pw" not in err
+
+    def test_help_shows_no_password(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit):
+            cli.main(["call", "--help"])
+        assert "guest:guest" not in capsys.readouterr().out
+
+
+def test_run_without_isc_server(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``isc run`` says what to install when isc-server is missing (and imports no gevent)."""
+    # A None entry in sys.modules makes the import fail, as if isc-server were not installed.
+    monkeypatch.setitem(sys.modules, "isc.server", None)
+    assert cli.main(["run", "calc:Calc"]) == 1
+    out, err = capsys.readouterr()
+    assert err.strip() == "isc run needs isc-server: pip install isc-server"
+    assert out == ""
