@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api
+.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +62,10 @@ test: lint unit client-only dist-check integration ## everything CI runs
 demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) end to end
 	@echo "==> demo: docs/examples/chapter2 (server.py + client.py) against RabbitMQ"
 	$(HATCH) run +py=3.11 unit:python scripts/demo.py
+
+bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ; writes benchmarks/results/
+	@echo "==> bench: isc against raw pika, same broker, interleaved rounds"
+	$(HATCH) run bench:python benchmarks/run.py --rounds 5
 
 clean: ## remove tools, environments, build output and caches
 	rm -rf $(TOOLS) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,539 @@
+"""isc against a raw-pika RPC baseline on the same broker, in the same run: ``make bench``.
+
+    python benchmarks/run.py [--rounds N] [--quick]
+
+Starts a throwaway RabbitMQ (or uses ``ISC_URL`` if set), an isc node hosting
+``integration-tests/services/calc.py``'s ``Calc`` and the raw-pika server of ``raw_server.py``,
+then runs every scenario in interleaved rounds (isc and raw alternate which goes first). Each
+isc figure is divided by the raw figure of the same round; the table shows medians over the
+rounds. Writes ``benchmarks/results/results.json``, ``results.png`` and ``table.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, Callable
+
+import pika
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT / "integration-tests"))
+sys.path.insert(0, str(HERE))
+
+from raw_client import RawClient  # noqa: E402
+
+from isc.client import Client  # noqa: E402
+from isc.codecs import get_codec  # noqa: E402
+from isc.core import fanout_exchange_name, redact_url  # noqa: E402
+from isc_testing.broker import RabbitMQNode  # noqa: E402
+from isc_testing.nodes import NodeProcess  # noqa: E402
+
+RESULTS = HERE / "results"
+EXCHANGE = "bench"
+SLOW_EXCHANGE = "bench-slow"
+RAW_QUEUE = "raw-bench-rpc"
+RAW_FANOUT = "raw-bench-fanout"
+CODECS = ("json", "typedjson", "msgpack", "pickle")
+SIZES = {"100 B": 100, "10 KB": 10_000, "1 MB": 1_000_000}
+IN_FLIGHT = 100
+SLOW_CALLS = 1000
+
+Row = dict[str, Any]
+
+
+class Settings:
+    """How long each measurement runs."""
+
+    def __init__(self, quick: bool) -> None:
+        scale = 0.4 if quick else 1.0
+        self.sequential = 2.0 * scale
+        self.pipelined = 2.0 * scale
+        self.notify_count = int(5000 * scale)
+        self.payload = 0.8 * scale
+        self.payload_min_calls = 3
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``, nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def timed_loop(call: Callable[[int], object], duration: float, min_calls: int = 1) -> Row:
+    """Call ``call(i)`` back to back for ``duration`` s; calls/s and p50/p99 latency in ms."""
+    latencies: list[float] = []
+    started = time.perf_counter()
+    stop_at = started + duration
+    i = 0
+    while True:
+        t0 = time.perf_counter()
+        call(i)
+        t1 = time.perf_counter()
+        latencies.append(t1 - t0)
+        i += 1
+        if t1 >= stop_at and i >= min_calls:
+            break
+    elapsed = time.perf_counter() - started
+    return {
+        "calls": i,
+        "seconds": elapsed,
+        "calls_per_s": i / elapsed,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+    }
+
+
+# -- the isc side ------------------------------------------------------------------------------
+
+
+def isc_sequential(client: Client, duration: float) -> Row:
+    """``client.calc.add(i, 1)`` back to back."""
+
+    def call(i: int) -> None:
+        assert client.calc.add(i, 1) == i + 1
+
+    return timed_loop(call, duration)
+
+
+def isc_pipelined(client: Client, duration: float) -> Row:
+    """``call_async`` with ``IN_FLIGHT`` calls outstanding (oldest awaited first)."""
+    add = client.calc.add
+    outstanding = deque(add.call_async(i, 1) for i in range(IN_FLIGHT))
+    done = 0
+    started = time.perf_counter()
+    stop_at = started + duration
+    while outstanding:
+        outstanding.popleft().result(30)
+        done += 1
+        if time.perf_counter() < stop_at:
+            outstanding.append(add.call_async(done, 1))
+    elapsed = time.perf_counter() - started
+    return {"calls": done, "seconds": elapsed, "calls_per_s": done / elapsed}
+
+
+class FanoutCounter:
+    """A queue bound to a fanout exchange; notifications count once the broker has them."""
+
+    def __init__(self, url: str, exchange: str) -> None:
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(exchange, exchange_type="fanout", auto_delete=False)
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(self.queue, exchange)
+
+    def count(self) -> int:
+        """Messages waiting in the queue now."""
+        return int(self.channel.queue_declare(self.queue, passive=True).method.message_count)
+
+    def wait_for(self, expected: int, timeout: float = 60.0) -> None:
+        """Poll until ``expected`` messages are in the queue."""
+        deadline = time.monotonic() + timeout
+        while self.count() < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {self.count()} of {expected} notifications arrived")
+            time.sleep(0.005)
+
+    def purge(self) -> None:
+        """Empty the queue."""
+        self.channel.queue_purge(self.queue)
+
+    def close(self) -> None:
+        """Close the connection (the exclusive queue goes with it)."""
+        self.connection.close()
+
+
+def measure_notify(publish: Callable[[int], object], count: int, counter: FanoutCounter) -> Row:
+    """Publish ``count`` notifications; time until the broker has queued every one."""
+    counter.purge()
+    started = time.perf_counter()
+    for i in range(count):
+        publish(i)
+    published = time.perf_counter() - started
+    counter.wait_for(count)
+    elapsed = time.perf_counter() - started
+    counter.purge()
+    return {
+        "messages": count,
+        "seconds": elapsed,
+        "msgs_per_s": count / elapsed,
+        "publish_loop_s": published,
+    }
+
+
+def isc_slow(client: Client) -> Row:
+    """``SLOW_CALLS`` concurrent ``calc.add(i, 1, wait=1)`` on one node (pool 1000)."""
+    started = time.perf_counter()
+    futures = [client.calc.add.call_async(i, 1, wait=1) for i in range(SLOW_CALLS)]
+    results = [f.result(120) for f in futures]
+    elapsed = time.perf_counter() - started
+    assert results == [i + 1 for i in range(SLOW_CALLS)]
+    return {"calls": SLOW_CALLS, "seconds": elapsed, "ratio_to_ideal_1s": elapsed / 1.0}
+
+
+# -- the harness -------------------------------------------------------------------------------
+
+
+@contextmanager
+def broker() -> Iterator[str]:
+    """``ISC_URL`` if set, else a throwaway RabbitMQ node for the duration."""
+    url = os.environ.get("ISC_URL")
+    if url:
+        yield url
+        return
+    node = RabbitMQNode.launch()
+    try:
+        yield node.amqp_url
+    finally:
+        node.close()
+
+
+def pair(round_no: int, isc: Callable[[], Row], raw: Callable[[], Row]) -> tuple[Row, Row]:
+    """Run both sides, isc first in even rounds and raw first in odd ones."""
+    if round_no % 2 == 0:
+        a = isc()
+        b = raw()
+    else:
+        b = raw()
+        a = isc()
+    return a, b
+
+
+def run_round(
+    round_no: int,
+    s: Settings,
+    client: Client,
+    slow_client: Client,
+    raw: RawClient,
+    raw_notify: pika.adapters.blocking_connection.BlockingChannel,
+    counters: dict[str, FanoutCounter],
+) -> dict[str, Any]:
+    """One round of every scenario."""
+    out: dict[str, Any] = {}
+    client.set_codec(get_codec("typedjson"))
+
+    def raw_call(i: int) -> None:
+        assert raw.call(i, 1) == i + 1
+
+    out["sequential"] = dict(
+        zip(
+            ("isc", "raw"),
+            pair(
+                round_no,
+                lambda: isc_sequential(client, s.sequential),
+                lambda: timed_loop(raw_call, s.sequential),
+            ),
+        )
+    )
+
+    def raw_pipelined() -> Row:
+        done, elapsed = raw.pipelined(IN_FLIGHT, s.pipelined)
+        return {"calls": done, "seconds": elapsed, "calls_per_s": done / elapsed}
+
+    out["pipelined"] = dict(
+        zip(
+            ("isc", "raw"),
+            pair(round_no, lambda: isc_pipelined(client, s.pipelined), raw_pipelined),
+        )
+    )
+
+    def raw_publish(i: int) -> None:
+        raw_notify.basic_publish(
+            RAW_FANOUT,
+            "",
+            json.dumps({"event": "bench", "args": [i]}).encode(),
+            pika.BasicProperties(content_type="application/json"),
+        )
+
+    out["notify"] = dict(
+        zip(
+            ("isc", "raw"),
+            pair(
+                round_no,
+                lambda: measure_notify(
+                    lambda i: client.notify("bench", i), s.notify_count, counters["isc"]
+                ),
+                lambda: measure_notify(raw_publish, s.notify_count, counters["raw"]),
+            ),
+        )
+    )
+
+    payload: dict[str, Any] = {}
+    for label, size in SIZES.items():
+        text = "x" * size
+
+        def raw_payload(_i: int, text: str = text) -> None:
+            assert len(raw.call(text, "")) == len(text)
+
+        def isc_codecs(text: str = text) -> Row:
+            rows: Row = {}
+            for codec in CODECS:
+                client.set_codec(get_codec(codec))
+
+                def call(_i: int) -> None:
+                    assert len(client.calc.add(text, "")) == len(text)
+
+                rows[codec] = timed_loop(call, s.payload, s.payload_min_calls)
+            return rows
+
+        def raw_sweep(fn: Callable[[int], None] = raw_payload) -> Row:
+            return timed_loop(fn, s.payload, s.payload_min_calls)
+
+        isc_rows, raw_row = pair(round_no, isc_codecs, raw_sweep)
+        payload[label] = {"isc": isc_rows, "raw": raw_row}
+    client.set_codec(get_codec("typedjson"))
+    out["payload"] = payload
+    out["slow"] = isc_slow(slow_client)
+    return out
+
+
+def ratio_rows(rounds: list[dict[str, Any]]) -> list[Row]:
+    """Median isc figure, median raw figure and median of the per-round isc/raw ratios."""
+    specs: list[tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]], str]] = [
+        (
+            "sequential calls/s",
+            lambda r: (
+                r["sequential"]["isc"]["calls_per_s"],
+                r["sequential"]["raw"]["calls_per_s"],
+            ),
+            "higher",
+        ),
+        (
+            "sequential p50 latency ms",
+            lambda r: (r["sequential"]["isc"]["p50_ms"], r["sequential"]["raw"]["p50_ms"]),
+            "lower",
+        ),
+        (
+            "sequential p99 latency ms",
+            lambda r: (r["sequential"]["isc"]["p99_ms"], r["sequential"]["raw"]["p99_ms"]),
+            "lower",
+        ),
+        (
+            f"pipelined calls/s ({IN_FLIGHT} in flight)",
+            lambda r: (r["pipelined"]["isc"]["calls_per_s"], r["pipelined"]["raw"]["calls_per_s"]),
+            "higher",
+        ),
+        (
+            "notify msgs/s (raw: confirms)",
+            lambda r: (r["notify"]["isc"]["msgs_per_s"], r["notify"]["raw"]["msgs_per_s"]),
+            "higher",
+        ),
+    ]
+
+    def codec_vs_raw(label: str, codec: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+        def get(r: dict[str, Any]) -> tuple[float, float]:
+            sweep = r["payload"][label]
+            return sweep["isc"][codec]["calls_per_s"], sweep["raw"]["calls_per_s"]
+
+        return get
+
+    def typedjson_cost(label: str) -> Callable[[dict[str, Any]], tuple[float, None]]:
+        def get(r: dict[str, Any]) -> tuple[float, None]:
+            isc = r["payload"][label]["isc"]
+            return isc["json"]["calls_per_s"] / isc["typedjson"]["calls_per_s"], None
+
+        return get
+
+    for label in SIZES:
+        for codec in CODECS:
+            specs.append((f"payload {label} {codec} calls/s", codec_vs_raw(label, codec), "higher"))
+        specs.append(
+            (f"payload {label} typedjson/json cost per call", typedjson_cost(label), "lower")
+        )
+    specs.append(
+        (
+            f"{SLOW_CALLS} concurrent 1 s calls: total s (vs ideal 1 s)",
+            lambda r: (r["slow"]["seconds"], 1.0),
+            "lower",
+        )
+    )
+    rows: list[Row] = []
+    for name, get, better in specs:
+        pairs = [get(r) for r in rounds]
+        isc_values = [p[0] for p in pairs]
+        raw_values = [p[1] for p in pairs if p[1] is not None]
+        # Without a baseline the figure is a ratio already (typedjson/json).
+        ratios = [p[0] / p[1] for p in pairs if p[1] is not None] if raw_values else isc_values
+        rows.append(
+            {
+                "metric": name,
+                "isc": statistics.median(isc_values),
+                "raw": statistics.median(raw_values) if raw_values else None,
+                "ratio": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "better": better,
+            }
+        )
+    return rows
+
+
+def fmt(value: float | None) -> str:
+    """A figure for the table."""
+    if value is None:
+        return "-"
+    if value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
+def table(rows: list[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = [
+        "| metric | isc (median) | raw (median) | isc/raw (median) | range | better |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['metric']} | {fmt(row['isc'])} | {fmt(row['raw'])} | "
+            f"{row['ratio']:.2f} | {row['ratio_min']:.2f}-{row['ratio_max']:.2f} | "
+            f"{row['better']} |"
+        )
+    return "\n".join(lines)
+
+
+def chart(rows: list[Row], rounds: list[dict[str, Any]], path: Path) -> None:
+    """Ratios (left) and payload calls/s per codec (right) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(16, 8), gridspec_kw={"width_ratios": [3, 2]})
+    names = [r["metric"] for r in rows][::-1]
+    ratios = [r["ratio"] for r in rows][::-1]
+    errors = [
+        [r["ratio"] - r["ratio_min"] for r in rows][::-1],
+        [r["ratio_max"] - r["ratio"] for r in rows][::-1],
+    ]
+    colors = [
+        "tab:green" if (r["ratio"] >= 1) == (r["better"] == "higher") else "tab:red" for r in rows
+    ][::-1]
+    left.barh(names, ratios, xerr=errors, color=colors, capsize=2)
+    left.axvline(1.0, color="black", linewidth=1)
+    left.set_xscale("log")
+    left.set_xlabel("isc / raw baseline (median of rounds; whiskers: min-max)")
+    left.set_title("isc relative to raw pika, same broker, same rounds")
+    left.tick_params(axis="y", labelsize=8)
+
+    width = 0.8 / (len(CODECS) + 1)
+    labels = list(SIZES)
+    for k, codec in enumerate([*CODECS, "raw"]):
+        values = []
+        for label in labels:
+            if codec == "raw":
+                per_round = [r["payload"][label]["raw"]["calls_per_s"] for r in rounds]
+            else:
+                per_round = [r["payload"][label]["isc"][codec]["calls_per_s"] for r in rounds]
+            values.append(statistics.median(per_round))
+        right.bar([i + k * width for i in range(len(labels))], values, width, label=codec)
+    right.set_xticks([i + 0.4 - width / 2 for i in range(len(labels))], labels)
+    right.set_yscale("log")
+    right.set_ylabel("sequential calls/s (median)")
+    right.set_title("payload sweep (request and reply carry the payload)")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Run the suite and write the results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="shorter measurements")
+    args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    settings = Settings(args.quick)
+    t_start = time.perf_counter()
+    RESULTS.mkdir(exist_ok=True)
+    with ExitStack() as stack:
+        if "ISC_URL" not in os.environ:
+            print("==> starting a throwaway RabbitMQ (ISC_URL is not set)")
+        url = stack.enter_context(broker())
+        print(f"==> broker {redact_url(url)}; starting the isc nodes and the raw server")
+        stack.enter_context(
+            NodeProcess.serve(url, EXCHANGE, "calc:Calc", extra=["--pool", "100", "--allow-pickle"])
+        )
+        stack.enter_context(
+            NodeProcess.serve(url, SLOW_EXCHANGE, "calc:Calc", extra=["--pool", str(SLOW_CALLS)])
+        )
+        stack.enter_context(
+            NodeProcess(
+                [sys.executable, str(HERE / "raw_server.py"), url, RAW_QUEUE],
+                ready_line="raw-server-ready",
+            )
+        )
+        client = stack.enter_context(Client(url, exchange=EXCHANGE, invoke_timeout=60))
+        slow_client = stack.enter_context(Client(url, exchange=SLOW_EXCHANGE, invoke_timeout=120))
+        raw = RawClient(url, RAW_QUEUE)
+        stack.callback(raw.close)
+        notify_conn = pika.BlockingConnection(pika.URLParameters(url))
+        stack.callback(notify_conn.close)
+        raw_notify = notify_conn.channel()
+        raw_notify.exchange_declare(RAW_FANOUT, exchange_type="fanout", auto_delete=False)
+        raw_notify.confirm_delivery()
+        client.wait_connected(30)  # the client declares the isc fanout exchange
+        counters = {
+            "isc": FanoutCounter(url, fanout_exchange_name(EXCHANGE)),
+            "raw": FanoutCounter(url, RAW_FANOUT),
+        }
+        for counter in counters.values():
+            stack.callback(counter.close)
+
+        print("==> warm-up")
+        for i in range(200):
+            client.calc.add(i, 1)
+            raw.call(i, 1)
+        slow_client.calc.add(1, 1)
+
+        rounds: list[dict[str, Any]] = []
+        for round_no in range(args.rounds):
+            t0 = time.perf_counter()
+            print(f"==> round {round_no + 1}/{args.rounds}", end="", flush=True)
+            rounds.append(
+                run_round(round_no, settings, client, slow_client, raw, raw_notify, counters)
+            )
+            print(f" ({time.perf_counter() - t0:.1f} s)")
+
+    rows = ratio_rows(rounds)
+    total = time.perf_counter() - t_start
+    text = table(rows)
+    print()
+    print(text)
+    print(f"\n{args.rounds} rounds, {total:.0f} s in all")
+    result = {
+        "meta": {
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "broker": "ISC_URL" if "ISC_URL" in os.environ else "throwaway RabbitMQNode",
+            "rounds": args.rounds,
+            "quick": args.quick,
+            "total_seconds": total,
+            "isc_notify_uses_publisher_confirms": False,
+            "default_codec": "typedjson",
+        },
+        "summary": rows,
+        "rounds": rounds,
+    }
+    (RESULTS / "results.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "table.md").write_text(text + "\n")
+    chart(rows, rounds, RESULTS / "results.png")
+    print(f"wrote {RESULTS / 'results.json'}, results.png and table.md")
+
+
+if __name__ == "__main__":
+    main()
