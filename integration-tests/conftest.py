@@ -18,11 +18,13 @@ Environment:
 
 * ``ISC_TEST_AMQP_URL``: use this existing broker instead of starting one.
 * ``ISC_TEST_CODEC``: the codec under test (``pickle``, ``json``, ...); unset: all of them.
+* ``ISC_TEST_FAULTS_EVERYWHERE=1``: run the fault suite on every Python, not just one.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +45,10 @@ ENV_CODEC = "ISC_TEST_CODEC"
 BOOT_TIMEOUT = 60.0
 #: The matrix environment that runs the tests marked ``codec_independent``.
 CODEC_INDEPENDENT_RUNS_WITH = "json"
+#: The Python that runs the tests marked ``fault`` (they restart brokers and kill nodes:
+#: slow, and about the library's logic rather than the interpreter).
+FAULTS_RUN_ON = (3, 11)
+ENV_FAULTS_EVERYWHERE = "ISC_TEST_FAULTS_EVERYWHERE"
 
 
 class _Broker:
@@ -150,6 +156,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "codec_independent: exercises no codec; runs once per Python (in the "
         f"{CODEC_INDEPENDENT_RUNS_WITH!r} environment, or when {ENV_CODEC} is unset)",
     )
+    config.addinivalue_line(
+        "markers",
+        "fault: fault-injection test; runs on Python "
+        f"{'.'.join(map(str, FAULTS_RUN_ON))} only (set {ENV_FAULTS_EVERYWHERE}=1 for all)",
+    )
     name = os.environ.get(ENV_CODEC, "").strip()
     if name and name not in isc.codecs.CODECS:
         raise pytest.UsageError(
@@ -159,7 +170,15 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run codec-independent tests in one codec's environment only (the matrix has four)."""
+    """Run codec-independent tests in one codec's environment only (the matrix has four),
+    and fault tests on one Python only (the matrix has five)."""
+    if sys.version_info[:2] != FAULTS_RUN_ON and not os.environ.get(ENV_FAULTS_EVERYWHERE):
+        skip_fault = pytest.mark.skip(
+            reason=f"fault suite: runs on Python {'.'.join(map(str, FAULTS_RUN_ON))}"
+        )
+        for item in items:
+            if item.get_closest_marker("fault"):
+                item.add_marker(skip_fault)
     name = os.environ.get(ENV_CODEC, "").strip()
     if not name or name == CODEC_INDEPENDENT_RUNS_WITH:
         return

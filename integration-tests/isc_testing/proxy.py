@@ -89,6 +89,9 @@ class TcpProxy:
         self.accepted = 0
         #: With :meth:`for_url`: the URL to connect through the proxy.
         self.url: str | None = None
+        #: Bytes swallowed since :meth:`blackhole` (both directions).
+        self.swallowed = 0
+        self._blackhole = False
         self._links: set[_Link] = set()
         self._selector = selectors.DefaultSelector()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -129,14 +132,26 @@ class TcpProxy:
         netloc = f"{userinfo}@{self.host}:{self.port}" if userinfo else f"{self.host}:{self.port}"
         return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
+    def blackhole(self) -> None:
+        """Silently drop every byte from now on, both ways, as a dead network path does.
+
+        Live connections stay open but nothing reaches the other side; :meth:`cut` ends it.
+        """
+        self._call(self._start_blackhole)
+
+    def _start_blackhole(self) -> None:
+        self._blackhole = True
+        self.swallowed = 0
+
     def cut(self, *, reset: bool = True) -> int:
         """Abruptly close every live connection on both sides; return how many were cut.
 
         With ``reset`` (the default) the sockets send RST, as when a network path dies or a
         firewall drops state; otherwise they close with FIN. New connections are still
-        accepted. Returns once the sockets are closed.
+        accepted (and forwarded again after a :meth:`blackhole`). Returns once the sockets
+        are closed.
         """
-        result = self._call(lambda: self._close_all(reset=reset))
+        result = self._call(lambda: self._cut(reset=reset))
         assert isinstance(result, int)
         return result
 
@@ -253,7 +268,9 @@ class TcpProxy:
         except OSError:
             self._drop(side.link, reset=True)
             return
-        if data:
+        if data and self._blackhole:
+            self.swallowed += len(data)
+        elif data:
             side.peer.outbuf += data
         else:
             side.eof = True  # half-close: pass the FIN on once the peer's buffer is flushed
@@ -306,6 +323,10 @@ class TcpProxy:
                     self._selector.unregister(side.sock)
                 side.events = 0
             _close(side.sock, reset=reset)
+
+    def _cut(self, *, reset: bool) -> int:
+        self._blackhole = False
+        return self._close_all(reset=reset)
 
     def _close_all(self, *, reset: bool) -> int:
         links = list(self._links)

@@ -6,7 +6,7 @@ import os
 import time
 from typing import Any
 
-from isc.server import expose, local_timer, on
+from isc.server import expose, local_timer, on, run_blocking
 
 
 class Calc:
@@ -149,3 +149,46 @@ class Hooked:
     @expose
     def calls(self) -> list[Any]:
         return HOOK_CALLS
+
+
+class Work:
+    """Fault-suite work: reports which process ran a call and how many calls started here."""
+
+    name = "work"
+
+    def __init__(self) -> None:
+        self.started = 0
+
+    @expose
+    def work(self, seconds: float) -> int:
+        """Sleep (cooperatively) and return this node's pid."""
+        self.started += 1
+        print(f"work-started {os.getpid()}", flush=True)  # lets tests count without a call
+        time.sleep(seconds)
+        return os.getpid()
+
+    @expose
+    def started_count(self) -> int:
+        return self.started
+
+    @expose
+    def spin(self, seconds: float) -> int:
+        """Keep a CPU busy for ``seconds``, the documented way: in a real thread."""
+        return run_blocking(_spin, seconds)
+
+    @expose
+    def spin_inline(self, seconds: float) -> int:
+        """Keep the CPU busy on the node's own loop: what the documentation warns against."""
+        return _spin(seconds)
+
+    @expose
+    def blob(self, size: int) -> str:
+        return "x" * size
+
+
+def _spin(seconds: float) -> int:
+    end = time.monotonic() + seconds
+    loops = 0
+    while time.monotonic() < end:
+        loops += 1
+    return loops

@@ -19,7 +19,9 @@ from isc.core import (
     ClientClosedError,
     ConfigurationError,
     DecodeError,
+    Envelope,
     JSONCodec,
+    MessageTooLargeError,
     Notification,
     Reply,
     Request,
@@ -44,11 +46,20 @@ log = logging.getLogger("isc.client")
 #: Extra seconds a blocked caller waits beyond its timeout before giving up on the I/O thread.
 _CALLER_GRACE = 0.25
 
+#: After a reconnect, nodes may still be redeclaring their queues (a restarted broker forgets
+#: non-durable ones): for this many seconds an unroutable call is retried within its deadline
+#: instead of failing with ServiceNotFoundError.
+RECONNECT_GRACE = 5.0
+_RETRY_DELAY = 0.2
+
+#: The default ``max_message_size``: RabbitMQ 4's own default limit, 16 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
 
 class _PendingCall:
     """A call waiting for its reply: the future, the codec to decode with, its timer."""
 
-    __slots__ = ("codec", "future", "name", "sent", "timeout", "timer")
+    __slots__ = ("codec", "future", "name", "outgoing", "sent", "timeout", "timer")
 
     def __init__(self, future: FutureResult, codec: AbstractCodec, name: str, timeout: float):
         self.future = future
@@ -57,6 +68,7 @@ class _PendingCall:
         self.timeout = timeout
         self.sent = False
         self.timer: object | None = None
+        self.outgoing: Outgoing | None = None
 
 
 class Client:
@@ -74,6 +86,11 @@ class Client:
     :param reconnect_timeout: the longest pause between reconnection attempts; 0 disables
         reconnecting.
     :param invoke_timeout: seconds a call waits for its reply by default.
+    :param max_message_size: the largest request, notification or reply body in bytes
+        (``None``: no limit); a larger one fails with :class:`MessageTooLargeError`.
+    :param max_buffered_notifications: how many notifications may wait for the broker's
+        confirmation (e.g. during an outage) before :meth:`notify` raises
+        :class:`BufferFullError`.
     """
 
     def __init__(
@@ -84,6 +101,9 @@ class Client:
         connect_timeout: float = 2,
         reconnect_timeout: float = 3,
         invoke_timeout: float = 20,
+        *,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        max_buffered_notifications: int = 10_000,
     ) -> None:
         self._url = host
         self._exchange = validate_exchange_name(exchange)
@@ -91,6 +111,10 @@ class Client:
         self._connect_timeout = connect_timeout
         self._reconnect_timeout = reconnect_timeout
         self._invoke_timeout = _check_timeout(invoke_timeout)
+        self._max_message_size = (
+            None if max_message_size is None else _check_limit("max_message_size", max_message_size)
+        )
+        self._max_buffered = _check_limit("max_buffered_notifications", max_buffered_notifications)
         self._pending: dict[str, _PendingCall] = {}
         self._lock = threading.Lock()
         self._worker: AmqpWorker | None = None
@@ -103,12 +127,18 @@ class Client:
         self._get_worker()
         return self
 
-    def stop(self) -> None:
-        """Close the connection; pending calls fail with :class:`ClientClosedError`."""
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close the connection; pending calls fail with :class:`ClientClosedError`.
+
+        Notifications not yet confirmed by the broker get up to ``timeout`` seconds to be
+        confirmed first; any left are logged as possibly undelivered.
+        """
         with self._lock:
             worker, self._worker = self._worker, None
             self._closed = True
         if worker is not None:
+            if worker.buffered:
+                worker.wait_confirmed(timeout)
             worker.stop()
         self._fail_pending(ClientClosedError("the client was stopped"), only_sent=False)
 
@@ -121,6 +151,15 @@ class Client:
     def wait_connected(self, timeout: float | None = None) -> bool:
         """Start if needed and wait until the connection is ready; return whether it is."""
         return self._get_worker().ready.wait(timeout)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until the broker confirmed every notification sent so far; return whether it did.
+
+        Notifications are delivered at least once: they wait in a bounded buffer while the
+        connection is down and are published again if it drops before the broker confirms them.
+        """
+        worker = self._worker
+        return worker is None or worker.wait_confirmed(timeout)
 
     @property
     def pending_calls(self) -> int:
@@ -149,6 +188,7 @@ class Client:
                     setup=self._setup_channel,
                     on_return=self._on_return,
                     on_disconnect=lambda exc: self._fail_pending(exc, only_sent=True),
+                    max_buffered=self._max_buffered,
                 )
                 self._worker.start()
             return self._worker
@@ -226,6 +266,7 @@ class Client:
         deadline = time.time() + timeout
         request = Request(method, tuple(args), dict(kwargs or {}), deadline=deadline)
         envelope = request.encode(codec)  # encode errors reach the caller right here
+        self._check_size(envelope, f"the request to {service}.{method}")
         future = FutureResult(name, correlation_id=request.correlation_id)
         call = _PendingCall(future, codec, name, timeout)
         cid = request.correlation_id
@@ -239,18 +280,17 @@ class Client:
             call.sent = True
             return True
 
-        worker.submit(
-            Outgoing(
-                envelope,
-                self._exchange,
-                service_routing_key(self._exchange, service),
-                mandatory=True,
-                wants_reply=True,
-                expiration_at=time.monotonic() + timeout,
-                on_sent=on_sent,
-                on_taken=lambda: self._arm_timer(worker, cid, call),
-            )
+        call.outgoing = Outgoing(
+            envelope,
+            self._exchange,
+            service_routing_key(self._exchange, service),
+            mandatory=True,
+            wants_reply=True,
+            expiration_at=time.monotonic() + timeout,
+            on_sent=on_sent,
+            on_taken=lambda: self._arm_timer(worker, cid, call),
         )
+        worker.submit(call.outgoing)
         return future
 
     def notify(self, event: str, *args: Any, **kwargs: Any) -> None:
@@ -258,7 +298,19 @@ class Client:
         if not isinstance(event, str) or not event:
             raise ConfigurationError(f"event must be a non-empty string, got {event!r}")
         envelope = Notification(event, args, kwargs).encode(self._codec)
-        self._get_worker().submit(Outgoing(envelope, fanout_exchange_name(self._exchange), ""))
+        self._check_size(envelope, f"notification {event!r}")
+        self._get_worker().submit(
+            Outgoing(envelope, fanout_exchange_name(self._exchange), "", confirm=True)
+        )
+
+    def _check_size(self, envelope: Envelope, what: str) -> None:
+        limit = self._max_message_size
+        if limit is not None and len(envelope.body) > limit:
+            raise MessageTooLargeError(
+                f"{what} is {len(envelope.body)} bytes, over this client's max_message_size of "
+                f"{limit} bytes; send less data per message or raise max_message_size "
+                "(the broker's own max_message_size applies too)"
+            )
 
     def __getattr__(self, name: str) -> ServiceProxy:
         if name.startswith("_"):
@@ -302,7 +354,7 @@ class Client:
         self._on_reply(properties, body)
 
     def _arm_timer(self, worker: AmqpWorker, cid: str, call: _PendingCall) -> None:
-        if call.future.done():
+        if call.future.done() or call.timer is not None:
             return
         remaining = call.timeout  # armed right after submission: close enough, never early
         call.timer = worker.call_later(remaining, lambda: self._expire(cid))
@@ -324,6 +376,7 @@ class Client:
 
     def _forget(self, cid: str, call: _PendingCall) -> None:
         self._pending.pop(cid, None)
+        call.outgoing = None  # drops the request body and a reference cycle
         worker = self._worker
         if call.timer is not None and worker is not None:
             timer, call.timer = call.timer, None
@@ -339,6 +392,15 @@ class Client:
             assert self._worker is not None
             self._worker.cancel_timer(call.timer)
             call.timer = None
+        limit = self._max_message_size
+        if limit is not None and len(body) > limit:
+            call.future.reject(
+                MessageTooLargeError(
+                    f"the reply of {call.name} is {len(body)} bytes, over this client's "
+                    f"max_message_size of {limit} bytes; it was not decoded"
+                )
+            )
+            return
         envelope = received_envelope(properties, body)
         try:
             reply = Reply.decode(envelope, call.codec)
@@ -355,9 +417,23 @@ class Client:
         self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
     ) -> None:
         cid = properties.correlation_id
-        call = self._pending.pop(cid, None) if cid else None
+        call = self._pending.get(cid) if cid else None
         if call is None:
             return
+        worker = self._worker
+        outgoing = call.outgoing
+        if (
+            worker is not None
+            and outgoing is not None
+            and worker.connections > 1
+            and time.monotonic() - worker.ready_since < RECONNECT_GRACE
+            and (outgoing.expiration_at or 0) - time.monotonic() > _RETRY_DELAY
+        ):
+            # Just reconnected: the service's nodes may not have redeclared their queue yet.
+            log.debug("%s unroutable right after a reconnect; retrying", call.name)
+            worker.call_later(_RETRY_DELAY, lambda: self._resubmit(worker, call))
+            return
+        self._pending.pop(cid, None)
         service = call.name.split(".", 1)[0]
         call.future.reject(
             ServiceNotFoundError(
@@ -366,6 +442,15 @@ class Client:
                 f"{service!r} running on exchange {self._exchange!r}?"
             )
         )
+
+    def _resubmit(self, worker: AmqpWorker, call: _PendingCall) -> None:
+        outgoing = call.outgoing
+        if outgoing is None or call.future.done():
+            return
+        try:
+            worker.submit(outgoing)
+        except ClientClosedError as exc:
+            call.future.reject(exc)
 
     def _fail_pending(self, error: BaseException, *, only_sent: bool) -> None:
         for cid, call in list(self._pending.items()):
@@ -434,6 +519,12 @@ def _as_codec(codec: AbstractCodec | type[AbstractCodec] | None) -> AbstractCode
     if isinstance(codec, AbstractCodec):
         return codec
     raise ConfigurationError(f"codec must be an AbstractCodec instance, got {codec!r}")
+
+
+def _check_limit(setting: str, value: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"{setting} must be a positive int, got {value!r}")
+    return value
 
 
 def _check_timeout(timeout: float) -> float:

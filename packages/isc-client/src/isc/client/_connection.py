@@ -5,6 +5,10 @@ worker's own thread, inside one ``IOLoop`` that outlives reconnections. Caller t
 work over through :meth:`AmqpWorker.submit`: the item joins a deque and, if no flush is
 pending yet, one ``add_callback_threadsafe`` wakes the loop (so a burst of calls costs one
 wake-up, not one per call).
+
+The channel runs in publisher-confirm mode. Items submitted with ``confirm=True``
+(notifications) count against a bounded buffer until the broker confirms them; if the
+connection drops first they are published again after reconnecting (at-least-once).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import pika.spec
 from pika.adapters.select_connection import IOLoop
 
 from isc.core import (
+    BufferFullError,
     ClientClosedError,
     ConnectionLostError,
     Envelope,
@@ -39,6 +44,7 @@ class Outgoing:
     """A message waiting to be published (a request carries its reply handling)."""
 
     __slots__ = (
+        "confirm",
         "envelope",
         "exchange",
         "expiration_at",
@@ -62,6 +68,7 @@ class Outgoing:
         on_sent: Callable[[], bool] | None = None,
         on_taken: Callable[[], None] | None = None,
         on_published: Callable[[], None] | None = None,
+        confirm: bool = False,
     ) -> None:
         self.envelope = envelope
         self.exchange = exchange
@@ -77,6 +84,8 @@ class Outgoing:
         self.on_taken = on_taken
         #: called on the I/O thread right after publishing (e.g. to ack the request)
         self.on_published = on_published
+        #: keep it until the broker confirms it, and publish it again after a reconnect
+        self.confirm = confirm
 
 
 def received_envelope(properties: pika.spec.BasicProperties, body: bytes) -> Envelope:
@@ -111,6 +120,8 @@ class AmqpWorker:
         on_disconnect: Callable[[BaseException], None],
         name: str = "isc-client",
         logger: logging.Logger | None = None,
+        max_buffered: int = 10_000,
+        confirms: bool = True,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -131,6 +142,16 @@ class AmqpWorker:
         self._inbox: collections.deque[Outgoing] = collections.deque()
         self._parked: collections.deque[Outgoing] = collections.deque()
         self._flush_scheduled = False
+        # Publisher confirms: the channel's publish sequence number -> item awaiting its ack.
+        self._publish_seq = 0
+        self._unconfirmed: dict[int, Outgoing] = {}
+        self._max_buffered = max_buffered
+        self._confirms = confirms
+        self._buffered = 0  # confirm=True items accepted and not yet confirmed
+        self._buffer_changed = threading.Condition(threading.Lock())
+        #: Counters: items published again after a reconnect, items the broker nacked,
+        #: confirm=True items abandoned at shutdown.
+        self.stats = {"republished": 0, "nacked": 0, "abandoned": 0}
         self._connection: pika.SelectConnection | None = None
         self._channel: pika.channel.Channel | None = None
         self._stopping = False
@@ -140,6 +161,9 @@ class AmqpWorker:
         #: Counts channels opened; lets deferred work (acks) detect a stale channel.
         self.generation = 0
         self.ready = threading.Event()
+        #: When the connection last became ready (monotonic), and how many times it has.
+        self.ready_since = 0.0
+        self.connections = 0
         self.stopped = threading.Event()
         self.last_error: BaseException | None = None
 
@@ -159,13 +183,43 @@ class AmqpWorker:
             self._thread.join(timeout)
 
     def submit(self, item: Outgoing) -> None:
-        """Queue ``item`` for publishing (thread-safe)."""
+        """Queue ``item`` for publishing (thread-safe).
+
+        Raises :class:`BufferFullError` when ``item.confirm`` is set and ``max_buffered``
+        confirmed items are already waiting for the broker.
+        """
         if self._stopping:
             raise ClientClosedError("the client is stopped")
+        if item.confirm:
+            with self._buffer_changed:
+                if self._buffered >= self._max_buffered:
+                    raise BufferFullError(
+                        f"{self._buffered} notifications are waiting for the broker at "
+                        f"{redact_url(self.url)} (the limit is {self._max_buffered}); "
+                        "retry once the connection is back, or raise max_buffered_notifications"
+                    )
+                self._buffered += 1
         self._inbox.append(item)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._ioloop.add_callback_threadsafe(self._flush)
+
+    @property
+    def buffered(self) -> int:
+        """How many ``confirm=True`` items the broker has not confirmed yet."""
+        return self._buffered
+
+    def wait_confirmed(self, timeout: float | None = None) -> bool:
+        """Wait until the broker confirmed every ``confirm=True`` item; return whether it did."""
+        with self._buffer_changed:
+            return self._buffer_changed.wait_for(lambda: self._buffered == 0, timeout)
+
+    def _release(self, count: int) -> None:
+        with self._buffer_changed:
+            self._buffered -= count
+            if self._buffered <= 0:
+                self._buffered = 0
+                self._buffer_changed.notify_all()
 
     def call_soon(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the I/O thread (thread-safe)."""
@@ -230,6 +284,7 @@ class AmqpWorker:
         self.ready.clear()
         self._channel = None
         self._connection = None
+        self._requeue_unconfirmed()
         if self._stopping:
             self._ioloop.stop()
             return
@@ -246,6 +301,10 @@ class AmqpWorker:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._handle_return)
+        self._requeue_unconfirmed()
+        self._publish_seq = 0
+        if self._confirms:
+            channel.confirm_delivery(self._on_confirm)
         self.generation += 1
         self._setup(channel, self._on_ready)
 
@@ -256,6 +315,8 @@ class AmqpWorker:
 
     def _on_ready(self) -> None:
         self._attempt = 0
+        self.ready_since = time.monotonic()
+        self.connections += 1
         self.last_error = None
         self._log.info("connected to %s", redact_url(self.url))
         self.ready.set()
@@ -269,6 +330,39 @@ class AmqpWorker:
         self._log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
         if self._connection.is_open:
             self._connection.close()
+
+    def _requeue_unconfirmed(self) -> None:
+        """Put the items the lost channel never confirmed back in front of the parked ones."""
+        if not self._unconfirmed:
+            return
+        items = list(self._unconfirmed.values())
+        self._unconfirmed.clear()
+        self.stats["republished"] += len(items)
+        self._log.info("%d unconfirmed message(s) will be published again", len(items))
+        self._parked.extendleft(reversed(items))
+
+    def _on_confirm(self, frame: Any) -> None:
+        method = frame.method
+        tag = method.delivery_tag
+        if method.multiple:
+            tags = []
+            for t in self._unconfirmed:  # insertion order is publish order
+                if t > tag:
+                    break
+                tags.append(t)
+        else:
+            tags = [tag] if tag in self._unconfirmed else []
+        items = [self._unconfirmed.pop(t) for t in tags]
+        if not items:
+            return
+        if isinstance(method, pika.spec.Basic.Nack):
+            # The broker could not take them (an internal error): try again.
+            self.stats["nacked"] += len(items)
+            self._log.warning("the broker refused %d message(s); publishing again", len(items))
+            for item in items:
+                self._publish(item)
+            return
+        self._release(len(items))
 
     def _handle_return(
         self,
@@ -328,14 +422,31 @@ class AmqpWorker:
             self._log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
             self._parked.appendleft(item)
             return
+        if self._confirms:
+            self._publish_seq += 1
+            if item.confirm:
+                self._unconfirmed[self._publish_seq] = item
+        elif item.confirm:
+            self._release(1)  # nothing to wait for on a channel without confirms
         if item.on_published is not None:
             item.on_published()
 
     def _shutdown(self) -> None:
         self._stopping = True
         self.ready.clear()
+        waiting = [*self._inbox, *self._parked, *self._unconfirmed.values()]
+        abandoned = sum(1 for item in waiting if item.confirm)
+        if abandoned:
+            self.stats["abandoned"] += abandoned
+            self._log.warning(
+                "stopping with %d notification(s) the broker has not confirmed; "
+                "they may not have been delivered",
+                abandoned,
+            )
         self._inbox.clear()
         self._parked.clear()
+        self._unconfirmed.clear()
+        self._release(self._buffered)
         connection = self._connection
         if connection is not None and not (connection.is_closed or connection.is_closing):
             connection.close()

@@ -17,6 +17,7 @@ from .codecs import (
     describe_payload,
 )
 from .errors import (
+    BufferFullError,
     ClientClosedError,
     CodecException,
     CodecNotAllowedError,
@@ -28,6 +29,7 @@ from .errors import (
     IscError,
     LocalException,
     MalformedMessageError,
+    MessageTooLargeError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -91,6 +93,7 @@ __all__ = [
     "TypedJSONCodec",
     "describe_payload",
     # errors
+    "BufferFullError",
     "ClientClosedError",
     "CodecException",
     "CodecNotAllowedError",
@@ -102,6 +105,7 @@ __all__ = [
     "IscError",
     "LocalException",
     "MalformedMessageError",
+    "MessageTooLargeError",
     "RemoteException",
     "ServiceNotFoundError",
     "TimeoutException",

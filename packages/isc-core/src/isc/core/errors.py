@@ -8,13 +8,15 @@ Every error isc raises derives from :class:`IscError`::
     ├── LocalException           the failure happened in this process
     │   ├── TimeoutException     no reply within the invoke timeout
     │   ├── ConnectionLostError  the broker connection is gone and the reply cannot arrive
-    │   └── ClientClosedError    the client was stopped
+    │   ├── ClientClosedError    the client was stopped
+    │   └── BufferFullError      too many notifications wait for the broker
     ├── CodecException           a payload could not be encoded or decoded
     │   ├── EncodeError          the value cannot be written by this codec
     │   ├── DecodeError          the payload is not valid for this codec
     │   │   └── MalformedMessageError  valid codec payload, wrong message shape
     │   ├── UnknownCodecError    no codec with that content type is known
-    │   └── CodecNotAllowedError the codec is known but not accepted (e.g. pickle)
+    │   ├── CodecNotAllowedError the codec is known but not accepted (e.g. pickle)
+    │   └── MessageTooLargeError a message is over the ``max_message_size`` limit
     └── ConfigurationError       an invalid setting or registration
 """
 
@@ -29,12 +31,14 @@ __all__ = [
     "TimeoutException",
     "ConnectionLostError",
     "ClientClosedError",
+    "BufferFullError",
     "CodecException",
     "EncodeError",
     "DecodeError",
     "MalformedMessageError",
     "UnknownCodecError",
     "CodecNotAllowedError",
+    "MessageTooLargeError",
     "ConfigurationError",
 ]
 
@@ -89,6 +93,14 @@ class ClientClosedError(LocalException):
     """The client was stopped while the call was pending, or a call was made after ``stop()``."""
 
 
+class BufferFullError(LocalException):
+    """``notify()`` refused a notification: too many are already waiting for the broker.
+
+    Notifications wait in a bounded buffer while the connection is down, so a long outage
+    cannot exhaust memory; the limit is the client's ``max_buffered_notifications``.
+    """
+
+
 class CodecException(IscError):
     """A payload could not be encoded or decoded (the isclib 1.x ``isc.codecs.CodecException``)."""
 
@@ -111,6 +123,10 @@ class UnknownCodecError(CodecException):
 
 class CodecNotAllowedError(CodecException):
     """The codec exists but this peer does not accept it (pickle is refused by default)."""
+
+
+class MessageTooLargeError(CodecException):
+    """A message is larger than the ``max_message_size`` of the client or node handling it."""
 
 
 class ConfigurationError(IscError):

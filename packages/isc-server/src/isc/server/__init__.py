@@ -13,6 +13,7 @@ if not monkey.is_module_patched("socket"):
 from isc.client import Client, RemoteException, TimeoutException
 from isc.core import ConfigurationError
 
+from ._blocking import run_blocking
 from ._node import HOOK_NAMES, Node
 from ._services import INSPECT_METHOD, expose, local_timer, on
 from ._version import __version__
@@ -29,4 +30,5 @@ __all__ = [
     "expose",
     "local_timer",
     "on",
+    "run_blocking",
 ]

@@ -20,6 +20,7 @@ import gevent.pool
 import pika.channel
 import pika.spec
 
+from isc.client._client import DEFAULT_MAX_MESSAGE_SIZE
 from isc.client._connection import AmqpWorker, Outgoing, received_envelope
 from isc.core import (
     DEFAULT_EXCHANGE,
@@ -30,6 +31,7 @@ from isc.core import (
     ConfigurationError,
     IscError,
     JSONCodec,
+    MessageTooLargeError,
     Notification,
     PickleCodec,
     Reply,
@@ -78,6 +80,9 @@ class Node:
     :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
         sender, so enable it only when every peer on the broker is trusted.
     :param drain_timeout: how long :meth:`stop` lets in-flight calls finish.
+    :param reconnect_timeout: the longest pause between reconnection attempts.
+    :param max_message_size: the largest request, notification or reply body in bytes
+        (``None``: no limit); a larger request gets an error reply without being decoded.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Node:
         allow_pickle: bool = False,
         drain_timeout: float = 10.0,
         reconnect_timeout: float = 3.0,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -100,6 +106,13 @@ class Node:
         self.exchange = validate_exchange_name(exchange)
         self.concurrency = thread_pool_size
         self.drain_timeout = drain_timeout
+        if max_message_size is not None and (
+            not isinstance(max_message_size, int) or max_message_size < 1
+        ):
+            raise ConfigurationError(
+                f"max_message_size must be a positive int or None, got {max_message_size!r}"
+            )
+        self.max_message_size = max_message_size
         self.codecs = CodecRegistry(
             list(codecs) if codecs is not None else _default_codecs(), allow_pickle=allow_pickle
         )
@@ -165,6 +178,7 @@ class Node:
             on_disconnect=self._on_disconnect,
             name="isc-node",
             logger=log,
+            confirms=False,  # replies are safe without: the request's ack follows them
         )
         self._install_signal_handlers()
         self._worker.start()
@@ -295,10 +309,17 @@ class Node:
         envelope = received_envelope(properties, body)
         reply: Reply | None = None
         codec: AbstractCodec | None = None
+        limit = self.max_message_size
         try:
             codec = self.codecs.get(envelope.content_type)
+            if limit is not None and len(body) > limit:
+                raise MessageTooLargeError(
+                    f"the request is {len(body)} bytes, over this node's max_message_size of "
+                    f"{limit} bytes; send less data per call"
+                )
             request = Request.decode(envelope, codec)
         except CodecNotAllowedError as exc:
+            log.warning("refused pickle for %s (correlation id %r): %s", service, cid, exc)
             codec = PickleCodec()  # encoding pickle is safe: the caller can read the refusal
             reply = Reply.from_exception(cid, exc)
         except IscError as exc:
@@ -323,15 +344,18 @@ class Node:
                 self._worker.call_soon(lambda: self._ack(generation, tag))
                 return
             reply = self._execute(service, request)
-        if not reply_to:
-            if reply.error is not None:
-                log.error("request without reply_to failed: %s", reply.error)
+        if not reply_to:  # a failure was logged where it happened: nobody to tell
             self._worker.call_soon(lambda: self._ack(generation, tag))
             return
         try:
             out = reply.encode(codec)
+            if limit is not None and len(out.body) > limit:
+                raise MessageTooLargeError(
+                    f"the reply is {len(out.body)} bytes, over this node's max_message_size "
+                    f"of {limit} bytes; return less data per call"
+                )
         except IscError as exc:
-            log.error("cannot encode the reply of %s: %s", service, exc)
+            log.error("cannot send the reply of %s (correlation id %r): %s", service, cid, exc)
             out = Reply.from_exception(cid, exc).encode(codec)
         self._worker.submit(
             Outgoing(
@@ -378,7 +402,12 @@ class Node:
         body: bytes,
     ) -> None:
         envelope = received_envelope(properties, body)
+        limit = self.max_message_size
         try:
+            if limit is not None and len(body) > limit:
+                raise MessageTooLargeError(
+                    f"{len(body)} bytes, over this node's max_message_size of {limit} bytes"
+                )
             notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
         except IscError as exc:
             log.error("bad notification dropped: %s; %s", exc, describe_payload(body))

@@ -1,0 +1,256 @@
+"""The fault suite: broker restarts, cut connections, killed and stopped nodes, blocked loops.
+
+Each test injects one fault into real processes (a throwaway RabbitMQ, node subprocesses, a TCP
+proxy) and checks what callers see. Recovery times are printed (run with ``-s`` to see them);
+docs/reliability.md states the guarantees these tests hold the library to.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from isc.client import (
+    Client,
+    ConnectionLostError,
+    IscError,
+    MessageTooLargeError,
+    RemoteException,
+    TimeoutException,
+)
+from isc.core import AbstractCodec
+from isc_testing import RabbitMQNode, TcpProxy, wait_for
+from isc_testing.nodes import NodeProcess
+
+pytestmark = pytest.mark.fault
+
+
+def node_extra(codec: AbstractCodec) -> list[str]:
+    """Node options for the matrix codec: pickle must be enabled explicitly."""
+    return ["--allow-pickle"] if codec.content_type == "pickle" else []
+
+
+@pytest.fixture
+def work_node(amqp_url: str, exchange: str) -> Iterator[NodeProcess]:
+    with NodeProcess.serve(amqp_url, exchange, "calc:Work", "calc:Events") as node:
+        yield node
+
+
+def _answers(client: Client) -> bool:
+    try:
+        return bool(client.calc.add.with_timeout(1)(1, 1) == 2)
+    except IscError:
+        return False
+
+
+@pytest.mark.codec_independent
+@pytest.mark.xdist_group("broker-outage")
+def test_a_broker_restart_is_survived_by_clients_and_nodes(
+    rabbitmq_node: RabbitMQNode, exchange: str
+) -> None:
+    url = rabbitmq_node.amqp_url
+    node = NodeProcess.serve(url, exchange, "calc:Calc", "calc:Events").start()
+    client = Client(url, exchange=exchange, invoke_timeout=5)
+    try:
+        node_pid = client.calc.pid()
+        rabbitmq_node.stop()
+        wait_for(lambda: not client.is_connected, timeout=10, message="the client to notice")
+
+        # A call made during the outage waits for a connection up to its own deadline...
+        started = time.monotonic()
+        with pytest.raises(TimeoutException, match="not connected to") as info:
+            client.calc.add.with_timeout(1.5)(1, 2)
+        waited = time.monotonic() - started
+        assert 1.5 <= waited < 1.5 + 0.5, waited
+        assert "guest:guest" not in str(info.value)  # the password is never shown
+        # ... and one whose deadline outlasts the outage is sent once the broker is back.
+        survivor = client.calc.add.with_timeout(60).call_async(20, 22)
+
+        rabbitmq_node.start()
+        back = time.monotonic()
+        wait_for(lambda: _answers(client), timeout=5, message="calls to work again")
+        print(f"\nbroker restart: calls answered again {time.monotonic() - back:.2f}s after")
+        assert survivor.result(10) == 42
+        assert client.calc.pid() == node_pid  # the same node process reconnected
+    finally:
+        client.stop()
+        node.stop()
+
+
+@pytest.mark.codec_independent
+def test_a_cut_client_connection_fails_the_call_promptly_then_recovers(
+    tcp_proxy: TcpProxy, amqp_url: str, exchange: str, work_node: NodeProcess
+) -> None:
+    assert tcp_proxy.url is not None
+    with Client(tcp_proxy.url, exchange=exchange, invoke_timeout=30) as client:
+        assert client.wait_connected(10)
+        future = client.work.work.call_async(3)
+        wait_for(lambda: client.work.started_count() == 1, message="the call to start")
+        started = time.monotonic()
+        tcp_proxy.cut()
+        with pytest.raises(ConnectionLostError, match=r"work\.work"):
+            future.result(10)
+        print(f"\nclient cut: the call failed {time.monotonic() - started:.2f}s after the cut")
+        assert time.monotonic() - started < 5  # not its 30 s timeout
+        assert client.work.started_count() == 1  # reconnected; nothing was sent twice
+
+
+@pytest.mark.codec_independent
+def test_a_cut_node_connection_still_answers_the_call(
+    tcp_proxy: TcpProxy, amqp_url: str, exchange: str
+) -> None:
+    assert tcp_proxy.url is not None
+    with (
+        NodeProcess.serve(tcp_proxy.url, exchange, "calc:Work") as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=30) as client,
+    ):
+        future = client.work.work.call_async(1.5)
+        wait_for(lambda: client.work.started_count() == 1, message="the call to start")
+        started = time.monotonic()
+        assert tcp_proxy.cut() >= 1
+        # The reply waits for the node's reconnect; the unacked request is redelivered too.
+        assert future.result(20) == node.pid
+        print(f"\nnode cut: the call was answered {time.monotonic() - started:.2f}s after")
+        wait_for(lambda: tcp_proxy.accepted >= 2, message="the node to reconnect")
+        assert "lost its connection" in node.output
+
+
+@pytest.mark.codec_independent
+def test_notifications_accepted_around_a_cut_are_all_delivered(
+    tcp_proxy: TcpProxy, amqp_url: str, exchange: str, work_node: NodeProcess
+) -> None:
+    assert tcp_proxy.url is not None
+    with (
+        Client(tcp_proxy.url, exchange=exchange) as notifier,
+        Client(amqp_url, exchange=exchange, invoke_timeout=10) as checker,
+    ):
+        assert notifier.wait_connected(10)
+        for i in range(100):
+            notifier.notify("bang", i)
+        assert notifier.flush(10)
+        # The network path dies: these are written to the socket but never reach the broker.
+        tcp_proxy.blackhole()
+        for i in range(100, 200):
+            notifier.notify("bang", i)
+        wait_for(lambda: tcp_proxy.swallowed > 0, message="notifications to vanish")
+        tcp_proxy.cut()
+        wait_for(lambda: not notifier.is_connected, message="the notifier to notice the cut")
+        for i in range(200, 300):  # accepted while disconnected
+            notifier.notify("bang", i)
+        assert notifier.flush(20), "the broker did not confirm every notification"
+
+        def received() -> list[int]:
+            return [args[0] for args, _kwargs in checker.events.get_received()]
+
+        wait_for(
+            lambda: set(received()) == set(range(300)),
+            timeout=20,
+            message="every notification to arrive",
+        )
+        print(f"\ncut during notify: 300 delivered, {len(received()) - 300} duplicate(s)")
+
+
+@pytest.mark.codec_independent
+def test_a_killed_node_gives_a_timeout_and_its_call_never_runs_elsewhere(
+    amqp_url: str, exchange: str
+) -> None:
+    first = NodeProcess.serve(amqp_url, exchange, "calc:Work").start()
+    with Client(amqp_url, exchange=exchange, invoke_timeout=10) as client:
+        future = client.work.work.with_timeout(2).call_async(30)
+        wait_for(lambda: client.work.started_count() == 1, message="the call to start")
+        first.kill()
+        started = time.monotonic()
+        with pytest.raises(TimeoutException, match=r"no reply from work\.work within 2s"):
+            future.result(5)
+        assert time.monotonic() - started < 2.5
+        # The request went back to the queue when the node died; its caller gave up.
+        with NodeProcess.serve(amqp_url, exchange, "calc:Work") as second:
+            assert client.work.work(0) == second.pid
+            assert client.work.started_count() == 1  # only the call just made
+
+
+@pytest.mark.codec_independent
+def test_a_stopped_node_finishes_its_calls_and_leaves_the_rest_to_others(
+    amqp_url: str, exchange: str
+) -> None:
+    first = NodeProcess.serve(amqp_url, exchange, "calc:Work", extra=["--pool", "2"]).start()
+    with Client(amqp_url, exchange=exchange, invoke_timeout=30) as client:
+        futures = [client.work.work.call_async(2) for _ in range(6)]
+        # Both pool slots are busy, so ask the node's output rather than the node.
+        wait_for(lambda: first.output.count("work-started") == 2, message="two calls to start")
+        assert first.stop(signal.SIGTERM) == 0  # drained: its two calls were answered
+        with NodeProcess.serve(amqp_url, exchange, "calc:Work", extra=["--pool", "4"]) as second:
+            pids = [future.result(20) for future in futures]
+    assert pids.count(first.pid) == 2
+    assert pids.count(second.pid) == 4
+
+
+@pytest.mark.codec_independent
+def test_cpu_bound_work_in_run_blocking_keeps_the_node_connected(
+    amqp_url: str, exchange: str
+) -> None:
+    # A 1 s heartbeat: blocking the node's loop for 4 s would cost it its connection.
+    url = f"{amqp_url}?heartbeat=1"
+    with (
+        NodeProcess.serve(url, exchange, "calc:Work") as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=30) as client,
+    ):
+        spinning = client.work.spin.call_async(4)
+        assert client.work.blob(3) == "xxx"  # answered while the CPU-bound call runs
+        assert not spinning.done()
+        assert spinning.result(20) > 0
+        assert client.work.started_count() == 0
+        assert "lost its connection" not in node.output
+
+
+@pytest.mark.codec_independent
+def test_cpu_bound_work_on_the_loop_costs_the_node_its_connection(
+    amqp_url: str, exchange: str
+) -> None:
+    # The control for the test above: the same work without run_blocking starves heartbeats.
+    url = f"{amqp_url}?heartbeat=1"
+    with (
+        NodeProcess.serve(url, exchange, "calc:Work") as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=30) as client,
+    ):
+        with pytest.raises(TimeoutException):
+            client.work.spin_inline.with_timeout(6)(4)
+        wait_for(lambda: "lost its connection" in node.output, message="the node to be dropped")
+
+
+def test_message_size_limits_give_clear_errors_on_both_sides(
+    amqp_url: str, exchange: str, codec: AbstractCodec
+) -> None:
+    extra = ["--max-message-size", "20000", *node_extra(codec)]
+    with NodeProcess.serve(amqp_url, exchange, "calc:Work", extra=extra):
+        with Client(amqp_url, exchange=exchange, codec=codec, max_message_size=10_000) as small:
+            with pytest.raises(MessageTooLargeError, match="over this client's max_message_size"):
+                small.work.blob.call_async("x" * 20_000)
+            with pytest.raises(MessageTooLargeError, match=r"reply of work\.blob is"):
+                small.work.blob(15_000)
+            assert small.work.blob(10) == "x" * 10
+        with Client(amqp_url, exchange=exchange, codec=codec, max_message_size=None) as big:
+            with pytest.raises(RemoteException, match="over this node's max_message_size") as info:
+                big.work.blob(0, "x" * 30_000)
+            assert info.value.remote_type == "isc.core.errors.MessageTooLargeError"
+            with pytest.raises(RemoteException, match=r"the reply is \d+ bytes") as info:
+                big.work.blob(30_000)
+            assert big.work.blob(10) == "x" * 10  # the node kept serving
+
+
+def test_a_thousand_concurrent_slow_calls_on_one_node(
+    amqp_url: str, exchange: str, codec: AbstractCodec
+) -> None:
+    extra = ["--pool", "1000", *node_extra(codec)]
+    with (
+        NodeProcess.serve(amqp_url, exchange, "calc:Work", extra=extra) as node,
+        Client(amqp_url, exchange=exchange, codec=codec, invoke_timeout=30) as client,
+    ):
+        started = time.monotonic()
+        futures = [client.work.work.call_async(1) for _ in range(1000)]
+        assert all(future.result(30) == node.pid for future in futures)
+        elapsed = time.monotonic() - started
+        print(f"\n1000 concurrent 1 s calls ({codec.content_type}): {elapsed:.2f}s")

@@ -1,0 +1,154 @@
+"""The I/O worker's bookkeeping without a broker: publisher confirms, replay, the bounded buffer."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pika.spec
+import pytest
+
+from isc.client import BufferFullError, Client, MessageTooLargeError
+from isc.client._connection import AmqpWorker, Outgoing
+from isc.core import ConfigurationError, Envelope
+
+NOWHERE = "amqp://guest:secret@127.0.0.1:1/"
+
+
+class FakeChannel:
+    """Records what the worker publishes (the worker only ever calls basic_publish here)."""
+
+    def __init__(self) -> None:
+        self.published: list[bytes] = []
+
+    def basic_publish(self, exchange: str, key: str, body: bytes, *args: Any, **kw: Any) -> None:
+        self.published.append(body)
+
+
+class Frame:
+    """What pika hands to a confirm callback."""
+
+    def __init__(self, method: object) -> None:
+        self.method = method
+
+
+def ack(tag: int, multiple: bool = False) -> Frame:
+    return Frame(pika.spec.Basic.Ack(delivery_tag=tag, multiple=multiple))
+
+
+def nack(tag: int) -> Frame:
+    return Frame(pika.spec.Basic.Nack(delivery_tag=tag))
+
+
+def note(n: int) -> Outgoing:
+    return Outgoing(Envelope(str(n).encode(), "json"), "isc_fanout", "", confirm=True)
+
+
+@pytest.fixture
+def worker() -> Iterator[AmqpWorker]:
+    w = AmqpWorker(
+        NOWHERE,
+        "isc",
+        connect_timeout=1,
+        reconnect_timeout=1,
+        setup=lambda channel, ready: None,
+        on_return=lambda method, properties: None,
+        on_disconnect=lambda exc: None,
+        max_buffered=3,
+    )
+    w._channel = FakeChannel()  # type: ignore[assignment]
+    w.ready.set()  # as if connected: _flush publishes at once
+    yield w
+    w._ioloop.close()
+
+
+def channel(worker: AmqpWorker) -> FakeChannel:
+    assert isinstance(worker._channel, FakeChannel)
+    return worker._channel
+
+
+def test_notifications_count_until_the_broker_confirms_them(worker: AmqpWorker) -> None:
+    for n in range(3):
+        worker.submit(note(n))
+    worker._flush()
+    assert channel(worker).published == [b"0", b"1", b"2"]
+    assert worker.buffered == 3
+    worker._on_confirm(ack(2, multiple=True))
+    assert worker.buffered == 1
+    assert not worker.wait_confirmed(0.01)
+    worker._on_confirm(ack(3))
+    assert worker.buffered == 0
+    assert worker.wait_confirmed(0)
+
+
+def test_the_buffer_is_bounded(worker: AmqpWorker) -> None:
+    for n in range(3):
+        worker.submit(note(n))
+    with pytest.raises(BufferFullError, match="3 notifications are waiting") as info:
+        worker.submit(note(3))
+    assert "secret" not in str(info.value)
+    worker._flush()
+    worker._on_confirm(ack(1))
+    worker.submit(note(3))  # room again
+
+
+def test_unconfirmed_notifications_are_published_again_after_a_reconnect(
+    worker: AmqpWorker,
+) -> None:
+    for n in range(3):
+        worker.submit(note(n))
+    worker._flush()
+    worker._on_confirm(ack(1))
+    worker._requeue_unconfirmed()  # the channel died
+    assert [item.envelope.body for item in worker._parked] == [b"1", b"2"]
+    assert worker.stats["republished"] == 2
+    assert worker.buffered == 2  # still owed to the caller
+
+
+def test_a_nacked_notification_is_published_again(worker: AmqpWorker) -> None:
+    worker.submit(note(7))
+    worker._flush()
+    worker._on_confirm(nack(1))
+    assert channel(worker).published == [b"7", b"7"]
+    assert worker.stats["nacked"] == 1
+    worker._on_confirm(ack(2))
+    assert worker.buffered == 0
+
+
+def test_a_flush_waiter_wakes_up_on_the_last_confirm(worker: AmqpWorker) -> None:
+    worker.submit(note(1))
+    worker._flush()
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: worker.wait_confirmed(10) and done.set())
+    waiter.start()
+    worker._on_confirm(ack(1))
+    waiter.join(10)
+    assert done.is_set()
+
+
+def test_shutdown_counts_what_it_abandons(worker: AmqpWorker) -> None:
+    worker.submit(note(1))
+    worker._flush()
+    worker.submit(note(2))  # still in the inbox
+    worker._shutdown()
+    assert worker.stats["abandoned"] == 2
+    assert worker.buffered == 0
+
+
+def test_requests_over_max_message_size_fail_before_connecting() -> None:
+    client = Client(NOWHERE, max_message_size=100)
+    with pytest.raises(MessageTooLargeError, match="over this client's max_message_size of 100"):
+        client.svc.method.call_async("x" * 200)
+    with pytest.raises(MessageTooLargeError, match="notification 'event' is"):
+        client.notify("event", "x" * 200)
+    assert client._worker is None  # nothing was started
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"max_message_size": 0}, {"max_message_size": "big"}, {"max_buffered_notifications": 0}],
+)
+def test_limits_are_checked(settings: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match="must be a positive int"):
+        Client(NOWHERE, **settings)
