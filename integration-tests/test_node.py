@@ -229,3 +229,47 @@ def test_sigterm_finishes_in_flight_calls_then_exits_0(amqp_url: str, exchange: 
         assert future.result(10) == 1.5
         assert time.monotonic() - started < 10
     assert "node stopped" in node.output
+
+
+@pytest.mark.codec_independent
+def test_a_service_queue_declared_otherwise_is_consumed_as_it_is(
+    amqp_url: str, exchange: str
+) -> None:
+    queue = service_queue_name(exchange, "calc")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare(queue, durable=True)  # not the legacy declaration
+        with (
+            NodeProcess.serve(amqp_url, exchange, "calc:Calc") as node,
+            Client(amqp_url, exchange=exchange, invoke_timeout=10) as client,
+        ):
+            assert client.calc.add(1, 2) == 3
+            assert "exists with other arguments than queue_type='legacy'" in node.output
+    finally:
+        channel.queue_delete(queue)
+        connection.close()
+
+
+@pytest.mark.codec_independent
+def test_quorum_service_queues(amqp_url: str, exchange: str) -> None:
+    queue = service_queue_name(exchange, "calc")
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        with (
+            NodeProcess.serve(amqp_url, exchange, "calc:Calc", extra=["--queue-type", "quorum"]),
+            Client(amqp_url, exchange=exchange, invoke_timeout=10) as client,
+        ):
+            assert client.calc.add(1, 2) == 3
+            channel = connection.channel()
+            with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
+                channel.queue_declare(queue, durable=False)  # what a legacy node declares
+            assert info.value.reply_code == 406
+            assert "x-queue-type" in info.value.reply_text or "durable" in info.value.reply_text
+            with NodeProcess.serve(amqp_url, exchange, "calc:Calc") as legacy:
+                assert "exists with other arguments" in legacy.output  # joined it anyway
+                pids = {client.calc.pid() for _ in range(20)}
+                assert legacy.pid in pids  # the broker shares the calls between both
+    finally:
+        connection.channel().queue_delete(queue)
+        connection.close()

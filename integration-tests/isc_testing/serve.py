@@ -2,6 +2,7 @@
 
     python -m isc_testing.serve URL EXCHANGE module:Class [module:Class ...]
         [--allow-pickle] [--pool N] [--codec NAME ...] [--max-message-size BYTES]
+        [--queue-type legacy|durable|quorum]
 
 gevent's monkey patching happens first (``import isc.server``). Prints ``isc-node-ready`` on
 stdout once the node consumes its queues; SIGTERM stops it gracefully.
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--codec", action="append", dest="codecs")
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument("--max-message-size", type=int, default=None)
+    parser.add_argument("--queue-type", default="legacy")
     parser.add_argument("--hook", action="append", default=[], help="NAME=module:function")
     args = parser.parse_args()
     # Services that call other services (a Client inside a node) find the broker here.
@@ -56,6 +58,7 @@ def main() -> None:
         allow_pickle=args.allow_pickle,
         codecs=[get_codec(name) for name in args.codecs] if args.codecs else None,
         drain_timeout=args.drain_timeout,
+        queue_type=args.queue_type,
         **({"max_message_size": args.max_message_size} if args.max_message_size else {}),
     )
     for spec in args.services:

@@ -133,6 +133,35 @@ def test_node_settings_are_checked() -> None:
     assert node.hooks["pre_call"] == [hook]
 
 
+def test_queue_type_and_message_size_are_checked() -> None:
+    with pytest.raises(ConfigurationError, match="queue_type must be one of legacy, durable"):
+        Node(queue_type="classic")
+    with pytest.raises(ConfigurationError, match="max_message_size"):
+        Node(max_message_size=0)
+    assert Node(max_message_size=None).max_message_size is None
+
+
+class BrokerError(Exception):
+    """Shaped like pika's ChannelClosedByBroker."""
+
+    def __init__(self, reply_code: int, reply_text: str) -> None:
+        super().__init__(reply_code, reply_text)
+        self.reply_code = reply_code
+        self.reply_text = reply_text
+
+
+def test_a_queue_declared_otherwise_is_declared_passively_until_it_is_gone() -> None:
+    node = Node(exchange="x", queue_type="quorum")
+    node.register_service(Users())
+    queue = "x_service_users"
+    node._on_channel_error(BrokerError(406, f"PRECONDITION_FAILED - bad arg for queue '{queue}'"))
+    assert node._passive_queues == {queue}
+    node._on_channel_error(BrokerError(406, "PRECONDITION_FAILED - queue 'other' in vhost"))
+    assert node._passive_queues == {queue}  # not one of this node's queues
+    node._on_channel_error(BrokerError(404, f"NOT_FOUND - no queue '{queue}' in vhost '/'"))
+    assert node._passive_queues == set()
+
+
 def test_legacy_constructor_builds_the_url_from_hostname() -> None:
     assert Node("broker.example").url == "amqp://guest:guest@broker.example/"
 

@@ -122,6 +122,7 @@ class AmqpWorker:
         logger: logging.Logger | None = None,
         max_buffered: int = 10_000,
         confirms: bool = True,
+        on_channel_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -147,6 +148,7 @@ class AmqpWorker:
         self._unconfirmed: dict[int, Outgoing] = {}
         self._max_buffered = max_buffered
         self._confirms = confirms
+        self._on_channel_error = on_channel_error
         self._buffered = 0  # confirm=True items accepted and not yet confirmed
         self._buffer_changed = threading.Condition(threading.Lock())
         #: Counters: items published again after a reconnect, items the broker nacked,
@@ -328,6 +330,8 @@ class AmqpWorker:
         if self._stopping or self._connection is None:
             return
         self._log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
+        if self._on_channel_error is not None:
+            self._on_channel_error(reason)
         if self._connection.is_open:
             self._connection.close()
 

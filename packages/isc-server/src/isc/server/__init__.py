@@ -14,7 +14,7 @@ from isc.client import Client, RemoteException, TimeoutException
 from isc.core import ConfigurationError
 
 from ._blocking import run_blocking
-from ._node import HOOK_NAMES, Node
+from ._node import HOOK_NAMES, QUEUE_TYPES, Node
 from ._services import INSPECT_METHOD, expose, local_timer, on
 from ._version import __version__
 
@@ -25,6 +25,7 @@ __all__ = [
     "HOOK_NAMES",
     "INSPECT_METHOD",
     "Node",
+    "QUEUE_TYPES",
     "RemoteException",
     "TimeoutException",
     "expose",

@@ -8,6 +8,7 @@ never touch the channel; they hand replies and acks back to the loop (``worker.s
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import threading
 import time
@@ -55,6 +56,17 @@ log = logging.getLogger("isc.server")
 #: The hooks a node runs around every call (and timer tick), as isclib 1.x.
 HOOK_NAMES = ("pre_call", "post_success", "post_error")
 
+#: ``queue_type`` -> (durable, queue arguments) of the service queues a node declares.
+#: ``legacy`` is isclib 1.x's declaration (transient, shared), so old and new nodes can share
+#: a queue; RabbitMQ 4.3 refuses it by default, and clusters want ``durable`` or ``quorum``.
+QUEUE_TYPES: dict[str, tuple[bool, dict[str, Any] | None]] = {
+    "legacy": (False, None),
+    "durable": (True, None),
+    "quorum": (True, {"x-queue-type": "quorum"}),
+}
+
+_QUEUE_IN_ERROR = re.compile(r"queue '([^']+)'")
+
 Hook = Callable[..., Any]
 
 
@@ -83,6 +95,10 @@ class Node:
     :param reconnect_timeout: the longest pause between reconnection attempts.
     :param max_message_size: the largest request, notification or reply body in bytes
         (``None``: no limit); a larger request gets an error reply without being decoded.
+    :param queue_type: how service queues are declared: ``legacy`` (isclib 1.x's transient
+        queues, the default), ``durable`` or ``quorum`` (replicated, for RabbitMQ clusters).
+        Every node of a service must agree; a node that meets the queue declared otherwise
+        logs it and consumes the queue as it is.
     """
 
     def __init__(
@@ -97,6 +113,7 @@ class Node:
         drain_timeout: float = 10.0,
         reconnect_timeout: float = 3.0,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        queue_type: str = "legacy",
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -113,6 +130,13 @@ class Node:
                 f"max_message_size must be a positive int or None, got {max_message_size!r}"
             )
         self.max_message_size = max_message_size
+        if queue_type not in QUEUE_TYPES:
+            raise ConfigurationError(
+                f"queue_type must be one of {', '.join(QUEUE_TYPES)}, got {queue_type!r}"
+            )
+        self.queue_type = queue_type
+        #: Service queues that exist with other arguments: declared passively, consumed as is.
+        self._passive_queues: set[str] = set()
         self.codecs = CodecRegistry(
             list(codecs) if codecs is not None else _default_codecs(), allow_pickle=allow_pickle
         )
@@ -179,6 +203,7 @@ class Node:
             name="isc-node",
             logger=log,
             confirms=False,  # replies are safe without: the request's ack follows them
+            on_channel_error=self._on_channel_error,
         )
         self._install_signal_handlers()
         self._worker.start()
@@ -243,9 +268,14 @@ class Node:
         fanout = fanout_exchange_name(self.exchange)
         channel.exchange_declare(fanout, exchange_type="fanout", durable=False, auto_delete=False)
         self._consumer_tags = []
+        durable, arguments = QUEUE_TYPES[self.queue_type]
         for queue in self._queues:
-            # Exactly isclib 1.x's declaration, so old and new nodes share the queue.
-            channel.queue_declare(queue, durable=False, exclusive=False, auto_delete=False)
+            if queue in self._passive_queues:
+                channel.queue_declare(queue, passive=True)
+            else:
+                channel.queue_declare(
+                    queue, durable=durable, exclusive=False, auto_delete=False, arguments=arguments
+                )
             channel.queue_bind(queue, self.exchange, routing_key=queue)
             self._consumer_tags.append(channel.basic_consume(queue, self._on_request))
         broadcast = broadcast_queue_name()
@@ -259,6 +289,28 @@ class Node:
         self._consumer_tags.append(
             channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=consuming)
         )
+
+    def _on_channel_error(self, reason: BaseException) -> None:
+        """A 406 on a service queue: it exists with other arguments; consume it as it is."""
+        code = getattr(reason, "reply_code", None)
+        match = _QUEUE_IN_ERROR.search(str(getattr(reason, "reply_text", "")))
+        queue = match.group(1) if match else None
+        if queue not in self._queues:
+            return
+        if code == 406 and queue not in self._passive_queues:
+            self._passive_queues.add(queue)
+            log.warning(
+                "queue %r exists with other arguments than queue_type=%r declares (%s); "
+                "consuming it as it is. Give every node of the service the same queue_type, "
+                "or delete the queue to redeclare it",
+                queue,
+                self.queue_type,
+                getattr(reason, "reply_text", reason),
+            )
+        elif code == 404 and queue in self._passive_queues:
+            self._passive_queues.discard(queue)  # it is gone (a broker restart): declare it
+        elif code == 406:
+            log.error("cannot consume queue %r: %s", queue, getattr(reason, "reply_text", reason))
 
     def _cancel_consumers(self) -> None:
         worker = self._worker
