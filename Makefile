@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api bench
+.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api bench soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) en
 bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ; writes benchmarks/results/
 	@echo "==> bench: isc against raw pika, same broker, interleaved rounds"
 	$(HATCH) run bench:python benchmarks/run.py --rounds 5
+
+soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
+	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"
+	$(HATCH) run +py=3.11 +codec=json integration:python benchmarks/soak.py
 
 clean: ## remove tools, environments, build output and caches
 	rm -rf $(TOOLS) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis

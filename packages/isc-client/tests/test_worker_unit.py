@@ -152,3 +152,19 @@ def test_requests_over_max_message_size_fail_before_connecting() -> None:
 def test_limits_are_checked(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError, match="must be a positive int"):
         Client(NOWHERE, **settings)
+
+
+def test_connection_errors_are_reported_by_their_root_cause() -> None:
+    from pika.adapters.utils.connection_workflow import (
+        AMQPConnectionWorkflowFailed,
+        AMQPConnectorTransportSetupError,
+    )
+
+    from isc.client._connection import root_cause
+
+    cause = OSError("certificate verify failed")
+    wrapped = AMQPConnectionWorkflowFailed([AMQPConnectorTransportSetupError(cause)])
+    assert str(wrapped) == ""  # what a user would have seen
+    assert root_cause(wrapped) is cause
+    plain = ValueError("x")
+    assert root_cause(plain) is plain

@@ -276,6 +276,7 @@ class AmqpWorker:
         self._ioloop.call_later(delay, self._connect)
 
     def _on_connection_error(self, connection: Any, error: BaseException) -> None:
+        error = root_cause(error)
         self.last_error = error
         self._log.warning("cannot connect to %s: %s", redact_url(self.url), _describe(error))
         self._connection = None
@@ -458,6 +459,25 @@ class AmqpWorker:
         if connection is not None and connection.is_closing:
             return
         self._ioloop.stop()
+
+
+def root_cause(error: BaseException) -> BaseException:
+    """The error behind pika's connection-workflow wrappers (e.g. a TLS verification failure).
+
+    pika reports a failed connection attempt as ``AMQPConnectionWorkflowFailed``, whose text
+    is empty; the useful error sits in its ``exceptions``, wrapped once more in a phase error.
+    """
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        exceptions = getattr(error, "exceptions", None)
+        inner = exceptions[-1] if isinstance(exceptions, tuple) and exceptions else None
+        if inner is None:
+            inner = getattr(error, "exception", None)
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return error
 
 
 def _describe(error: BaseException) -> str:
