@@ -188,37 +188,38 @@ def test_a_stopped_node_finishes_its_calls_and_leaves_the_rest_to_others(
     assert pids.count(second.pid) == 4
 
 
-@pytest.mark.codec_independent
-def test_cpu_bound_work_in_run_blocking_keeps_the_node_connected(
-    amqp_url: str, exchange: str
-) -> None:
-    # A 1 s heartbeat: blocking the node's loop for 4 s would cost it its connection.
-    url = f"{amqp_url}?heartbeat=1"
+@pytest.fixture
+def fast_heartbeat_node(amqp_url: str, exchange: str) -> Iterator[tuple[NodeProcess, Client]]:
+    """A Work node with a 1 s heartbeat (blocking its loop for 4 s costs it its connection)."""
     with (
-        NodeProcess.serve(url, exchange, "calc:Work") as node,
+        NodeProcess.serve(f"{amqp_url}?heartbeat=1", exchange, "calc:Work") as node,
         Client(amqp_url, exchange=exchange, invoke_timeout=30) as client,
     ):
-        spinning = client.work.spin.call_async(4)
-        assert client.work.blob(3) == "xxx"  # answered while the CPU-bound call runs
-        assert not spinning.done()
-        assert spinning.result(20) > 0
-        assert client.work.started_count() == 0
-        assert "lost its connection" not in node.output
+        yield node, client
+
+
+@pytest.mark.codec_independent
+def test_cpu_bound_work_in_run_blocking_keeps_the_node_connected(
+    fast_heartbeat_node: tuple[NodeProcess, Client],
+) -> None:
+    node, client = fast_heartbeat_node
+    spinning = client.work.spin.call_async(4)
+    assert client.work.blob(3) == "xxx"  # answered while the CPU-bound call runs
+    assert not spinning.done()
+    assert spinning.result(20) > 0
+    assert client.work.started_count() == 0
+    assert "lost its connection" not in node.output
 
 
 @pytest.mark.codec_independent
 def test_cpu_bound_work_on_the_loop_costs_the_node_its_connection(
-    amqp_url: str, exchange: str
+    fast_heartbeat_node: tuple[NodeProcess, Client],
 ) -> None:
     # The control for the test above: the same work without run_blocking starves heartbeats.
-    url = f"{amqp_url}?heartbeat=1"
-    with (
-        NodeProcess.serve(url, exchange, "calc:Work") as node,
-        Client(amqp_url, exchange=exchange, invoke_timeout=30) as client,
-    ):
-        with pytest.raises(TimeoutException):
-            client.work.spin_inline.with_timeout(6)(4)
-        wait_for(lambda: "lost its connection" in node.output, message="the node to be dropped")
+    node, client = fast_heartbeat_node
+    with pytest.raises(TimeoutException):
+        client.work.spin_inline.with_timeout(6)(4)
+    wait_for(lambda: "lost its connection" in node.output, message="the node to be dropped")
 
 
 def test_message_size_limits_give_clear_errors_on_both_sides(
