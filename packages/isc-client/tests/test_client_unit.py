@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
+from typing import Any
 
 import pytest
 
@@ -143,3 +144,41 @@ class TestClientWithoutBroker:
         Client(NOWHERE).set_logging_level(logging.DEBUG)
         assert logging.getLogger("isc").level == logging.DEBUG
         logging.getLogger("isc").setLevel(logging.NOTSET)
+
+
+class TestTracePropagation:
+    """With opentelemetry-api installed, requests and notifications carry the caller's trace."""
+
+    class Worker:
+        """Stands in for the I/O worker: keeps what would be published."""
+
+        def __init__(self) -> None:
+            self.sent: list[Any] = []
+
+        def submit(self, outgoing: Any) -> None:
+            self.sent.append(outgoing)
+
+    def test_calls_and_notifications_carry_the_current_trace(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        trace = pytest.importorskip("opentelemetry.trace")
+        from opentelemetry import context
+
+        worker = self.Worker()
+        client = Client(NOWHERE)
+        monkeypatch.setattr(client, "_get_worker", lambda: worker)
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=trace.TraceFlags(1))
+        )
+        client.svc.method.call_async()  # outside any span: no trace header
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            client.svc.method.call_async(1)
+            client.notify("evt", 1)
+        finally:
+            context.detach(token)
+        expected = f"00-{0xABC:032x}-{0xDEF:016x}-01"
+        headers = [outgoing.envelope.headers for outgoing in worker.sent]
+        assert "traceparent" not in headers[0]
+        assert [h.get("traceparent") for h in headers[1:]] == [expected, expected]
+        assert all(h["x-isc-version"] == 2 for h in headers)

@@ -35,6 +35,7 @@ from isc.core import (
     validate_exchange_name,
     validate_service_name,
 )
+from isc.core.tracing import inject as inject_trace_context
 
 from ._connection import AmqpWorker, Outgoing, received_envelope
 from ._future import FutureResult
@@ -265,6 +266,7 @@ class Client:
         name = f"{service}.{method}"
         deadline = time.time() + timeout
         request = Request(method, tuple(args), dict(kwargs or {}), deadline=deadline)
+        inject_trace_context(request.headers)  # W3C traceparent when OpenTelemetry is installed
         envelope = request.encode(codec)  # encode errors reach the caller right here
         self._check_size(envelope, f"the request to {service}.{method}")
         future = FutureResult(name, correlation_id=request.correlation_id)
@@ -297,7 +299,9 @@ class Client:
         """Broadcast ``event`` with arguments to every node listening for it."""
         if not isinstance(event, str) or not event:
             raise ConfigurationError(f"event must be a non-empty string, got {event!r}")
-        envelope = Notification(event, args, kwargs).encode(self._codec)
+        notification = Notification(event, args, kwargs)
+        inject_trace_context(notification.headers)
+        envelope = notification.encode(self._codec)
         self._check_size(envelope, f"notification {event!r}")
         self._get_worker().submit(
             Outgoing(envelope, fanout_exchange_name(self._exchange), "", confirm=True)

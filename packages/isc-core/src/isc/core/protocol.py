@@ -7,8 +7,8 @@ Bodies keep the isclib 1.x layout so both generations interoperate (``docs/proto
 * notification: ``[event, data]`` for one positional argument; ``[event, args, kwargs]``
   otherwise (isclib 1.x nodes fail to unpack it and log it, so no handler runs wrongly)
 
-Everything richer (remote exception type, deadline, protocol version) travels in AMQP
-headers, which isclib 1.x peers ignore. An :class:`Envelope` is a message as it travels:
+Everything richer (remote exception type, deadline, protocol version, trace context) travels
+in AMQP headers, which isclib 1.x peers ignore. An :class:`Envelope` is a message as it travels:
 body and properties, independent of any AMQP library.
 """
 
@@ -46,8 +46,10 @@ class Headers:
     ERROR_TYPE = "x-isc-error-type"
     #: Request header: when the caller gives up, in milliseconds since the Unix epoch (int).
     DEADLINE = "x-isc-deadline"
-    #: W3C trace context, for tracing extensions.
+    #: W3C trace context of the sender's current span (``isc.core.tracing``), on requests
+    #: and notifications when OpenTelemetry is installed.
     TRACEPARENT = "traceparent"
+    #: W3C vendor-specific trace state that goes with :attr:`TRACEPARENT`.
     TRACESTATE = "tracestate"
     #: Prefix reserved for future isc headers.
     RESERVED_PREFIX = "x-isc-"
@@ -247,12 +249,16 @@ class Reply:
 
 @dataclasses.dataclass
 class Notification:
-    """A broadcast of ``event`` with arguments, delivered to every node listening for it."""
+    """A broadcast of ``event`` with arguments, delivered to every node listening for it.
+
+    ``headers`` are extra AMQP headers sent along (the trace context, for instance).
+    """
 
     event: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     correlation_id: str = dataclasses.field(default_factory=new_correlation_id)
+    headers: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def legacy_compatible(self) -> bool:
@@ -270,7 +276,7 @@ class Notification:
             content_type=codec.content_type,
             content_encoding=codec.content_encoding,
             correlation_id=self.correlation_id,
-            headers=_protocol_headers(),
+            headers=_protocol_headers(self.headers),
         )
 
     @classmethod
@@ -284,8 +290,9 @@ class Notification:
         if not isinstance(event, str) or not event:
             raise _shape_error("notification", f"{expected} with an event name string", body)
         cid = envelope.correlation_id or ""
+        headers = dict(envelope.headers or {})
         if len(body) == 2:
-            return cls(event=event, args=(body[1],), correlation_id=cid)
+            return cls(event=event, args=(body[1],), correlation_id=cid, headers=headers)
         args, kwargs = body[1], body[2]
         if not isinstance(args, (list, tuple)):
             raise _shape_error("notification", f"{expected} with args as an array", body)
@@ -293,4 +300,6 @@ class Notification:
             raise _shape_error(
                 "notification", f"{expected} with kwargs as a string-keyed map", body
             )
-        return cls(event=event, args=tuple(args), kwargs=kwargs, correlation_id=cid)
+        return cls(
+            event=event, args=tuple(args), kwargs=kwargs, correlation_id=cid, headers=headers
+        )
