@@ -105,6 +105,26 @@ def test_inspect_describes_the_service() -> None:
     }
 
 
+def test_inspect_adds_the_metrics_of_the_node() -> None:
+    node = Node(url="amqp://guest:guest@127.0.0.1:1/", exchange="x")
+    node.register_service(Users())
+    node.metrics.method("users", "get_user").observe(0.01)
+    described = node._services.method("users", "_inspect", (), {})()
+    assert set(described) == {"exposed", "listeners", "metrics"}
+    assert described["metrics"]["methods"]["get_user"]["calls"] == 1
+
+
+def test_refusals_say_whether_the_method_exists() -> None:
+    services = table()
+    with pytest.raises(MethodError) as info:
+        services.method("users", "get_user", (), {})
+    assert info.value.known_method
+    for name in ("nope", "private_method"):
+        with pytest.raises(MethodError) as info:
+            services.method("users", name, (), {})
+        assert not info.value.known_method
+
+
 def test_listeners_and_timers_are_discovered() -> None:
     services = table()
     listeners = services.listeners()
@@ -195,3 +215,6 @@ def test_timers_tick_without_a_broker_and_stop_with_the_node() -> None:
     assert node._timers
     assert all(timer.dead for timer in node._timers)
     assert not node.wait_for_ready(0)
+    ticks = node.metrics.snapshot("ticker")["timers"]["tick"]
+    assert ticks["calls"] == ticker.ticks
+    assert ticks["errors"] == 1

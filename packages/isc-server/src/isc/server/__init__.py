@@ -14,6 +14,8 @@ from isc.client import Client, RemoteException, TimeoutException
 from isc.core import ConfigurationError
 
 from ._blocking import run_blocking
+from ._logcontext import LogContextFilter
+from ._metrics import NodeMetrics
 from ._node import HOOK_NAMES, QUEUE_TYPES, Node
 from ._services import INSPECT_METHOD, expose, local_timer, on
 from ._version import __version__
@@ -24,7 +26,9 @@ __all__ = [
     "ConfigurationError",
     "HOOK_NAMES",
     "INSPECT_METHOD",
+    "LogContextFilter",
     "Node",
+    "NodeMetrics",
     "QUEUE_TYPES",
     "RemoteException",
     "TimeoutException",

@@ -47,6 +47,8 @@ from isc.core import (
     validate_exchange_name,
 )
 
+from ._metrics import NodeMetrics
+from ._observe import Observer
 from ._services import MethodError, ServiceTable
 
 __all__ = ["Node", "HOOK_NAMES"]
@@ -144,7 +146,10 @@ class Node:
             # Known but refused unless allow_pickle: callers get a refusal that says why.
             self.codecs.register(PickleCodec())
         self.hooks: dict[str, list[Hook]] = {name: [] for name in HOOK_NAMES}
-        self._services = ServiceTable(self.exchange)
+        #: calls, errors and latencies per handler, and dropped messages (``_inspect`` shows them)
+        self.metrics = NodeMetrics()
+        self._observer = Observer(self.metrics, self.exchange)
+        self._services = ServiceTable(self.exchange, metrics=self.metrics.snapshot)
         self._queues: dict[str, str] = {}  # queue name -> service name
         self._pool = gevent.pool.Pool(thread_pool_size)
         self._ready = threading.Event()
@@ -374,6 +379,7 @@ class Node:
             log.warning("refused pickle for %s (correlation id %r): %s", service, cid, exc)
             codec = PickleCodec()  # encoding pickle is safe: the caller can read the refusal
             reply = Reply.from_exception(cid, exc)
+            self.metrics.count("bad_requests")
         except IscError as exc:
             log.error(
                 "bad request for %s (correlation id %r): %s; %s",
@@ -384,6 +390,7 @@ class Node:
             )
             reply = Reply.from_exception(cid, exc)
             codec = codec or JSONCodec()
+            self.metrics.count("bad_requests")
         else:
             if request.deadline is not None and request.deadline < time.time():
                 log.warning(
@@ -393,10 +400,12 @@ class Node:
                     cid,
                     time.time() - request.deadline,
                 )
+                self.metrics.count("expired_requests")
                 self._worker.call_soon(lambda: self._ack(generation, tag))
                 return
             reply = self._execute(service, request)
         if not reply_to:  # a failure was logged where it happened: nobody to tell
+            self.metrics.count("requests_without_reply_to")
             self._worker.call_soon(lambda: self._ack(generation, tag))
             return
         try:
@@ -408,6 +417,7 @@ class Node:
                 )
         except IscError as exc:
             log.error("cannot send the reply of %s (correlation id %r): %s", service, cid, exc)
+            self.metrics.count("unsendable_replies")
             out = Reply.from_exception(cid, exc).encode(codec)
         self._worker.submit(
             Outgoing(
@@ -422,10 +432,12 @@ class Node:
         name = request.method
         args, kwargs = request.args, request.kwargs
         cid = request.correlation_id
+        observed = self._observer.call(service, request)  # metrics, log context, trace span
         try:
             fn = self._services.method(service, name, args, kwargs)
         except MethodError as exc:
             log.info("refused %s.%s: %s", service, name, exc)
+            observed.refused(exc, exc.known_method)
             return Reply.failure(cid, str(exc), exc.type_name)
         try:
             self._run_hooks("pre_call", name, args, kwargs)
@@ -437,7 +449,9 @@ class Node:
                 self._run_hooks("post_error", name, args, kwargs, exc)
             except Exception:
                 log.exception("post_error hook failed for %s.%s", service, name)
+            observed.failed(exc)
             return Reply.from_exception(cid, exc)
+        observed.succeeded()
         return Reply.success(cid, result)
 
     def _run_hooks(self, name: str, *args: Any) -> None:
@@ -463,18 +477,22 @@ class Node:
             notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
         except IscError as exc:
             log.error("bad notification dropped: %s; %s", exc, describe_payload(body))
+            self.metrics.count("bad_notifications")
             return
         for listener in self._listeners.get(notification.event, ()):
             self._pool.spawn(self._run_listener, listener, notification)
 
-    @staticmethod
-    def _run_listener(listener: Callable[..., Any], notification: Notification) -> None:
+    def _run_listener(self, listener: Callable[..., Any], notification: Notification) -> None:
+        observed = self._observer.listener(listener, notification)
         try:
             listener(*notification.args, **notification.kwargs)
-        except Exception:
+        except Exception as exc:
             log.exception(
                 "listener %s for event %r failed", _qualname(listener), notification.event
             )
+            observed.failed(exc)
+            return
+        observed.succeeded()
 
     # -- timers ------------------------------------------------------------------------------
 
@@ -489,7 +507,8 @@ class Node:
             if self._stopping:
                 return
             next_tick += period
-            method = name.split(".", 1)[1]
+            service, method = name.split(".", 1)
+            observed = self._observer.tick(service, method)
             try:
                 self._run_hooks("pre_call", method, (), {})
                 result = fn()
@@ -500,6 +519,9 @@ class Node:
                     self._run_hooks("post_error", method, (), {}, exc)
                 except Exception:
                     log.exception("post_error hook failed for timer %s", name)
+                observed.failed(exc)
+            else:
+                observed.succeeded()
             if next_tick < time.monotonic():  # a slow tick: skip missed ticks, keep the rate
                 next_tick = time.monotonic() + period
 

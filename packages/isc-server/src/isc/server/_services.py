@@ -22,7 +22,7 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: The reserved method every service answers: its exposed methods and listeners.
+#: The reserved method every service answers: its exposed methods, listeners and metrics.
 INSPECT_METHOD = "_inspect"
 
 
@@ -65,12 +65,14 @@ def local_timer(timeout: float) -> Callable[[F], F]:
 class MethodError(Exception):
     """A request names a method that cannot be called, or calls it with wrong arguments.
 
-    ``type_name`` is what the caller sees as the remote exception type.
+    ``type_name`` is what the caller sees as the remote exception type; ``known_method`` is
+    True when the method exists and is exposed (the arguments were wrong).
     """
 
-    def __init__(self, message: str, type_name: str) -> None:
+    def __init__(self, message: str, type_name: str, known_method: bool = False) -> None:
         super().__init__(message)
         self.type_name = type_name
+        self.known_method = known_method
 
 
 def _members(service: object) -> Iterator[tuple[str, Any]]:
@@ -84,9 +86,13 @@ def _members(service: object) -> Iterator[tuple[str, Any]]:
 class ServiceTable:
     """The services a node hosts, by name, with their listeners and timers."""
 
-    def __init__(self, exchange: str) -> None:
+    def __init__(
+        self, exchange: str, metrics: Callable[[str], dict[str, Any]] | None = None
+    ) -> None:
         self.exchange = exchange
         self.services: dict[str, object] = {}
+        #: service name -> its metrics, for ``_inspect`` (the node's ``NodeMetrics.snapshot``)
+        self.metrics = metrics
 
     def register(self, service: object) -> str:
         """Add ``service`` (any object with a ``name``); a duplicate name is an error."""
@@ -123,6 +129,7 @@ class ServiceTable:
             raise MethodError(
                 f"Wrong arguments for {service_name}.{method_name}{_signature(fn)}: {exc}",
                 "TypeError",
+                known_method=True,
             ) from None
         except ValueError:  # no signature available (a builtin): let the call decide
             pass
@@ -147,7 +154,11 @@ class ServiceTable:
         return found
 
     def inspect(self, service_name: str) -> dict[str, Any]:
-        """What ``_inspect`` answers: exposed methods with signatures, and listeners."""
+        """What ``_inspect`` answers: exposed methods with signatures, listeners and metrics.
+
+        ``metrics`` (present when the table has a metrics source) is
+        :meth:`NodeMetrics.snapshot` of the node that answered.
+        """
         service = self.services[service_name]
         exposed = {}
         listeners = {}
@@ -157,7 +168,10 @@ class ServiceTable:
             events = getattr(member, "__on__", None)
             if events:
                 listeners[name] = sorted(events)
-        return {"exposed": exposed, "listeners": listeners}
+        described: dict[str, Any] = {"exposed": exposed, "listeners": listeners}
+        if self.metrics is not None:
+            described["metrics"] = self.metrics(service_name)
+        return described
 
 
 def _signature(fn: Callable[..., Any]) -> str:

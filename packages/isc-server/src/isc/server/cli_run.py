@@ -17,14 +17,17 @@ import gevent
 
 from isc.core import IscError, redact_url
 
+from ._logcontext import LogContextFilter
 from ._node import Node
 
 __all__ = ["LOG_FORMAT", "load_service", "run"]
 
 log = logging.getLogger("isc.server.cli")
 
-#: The log line format of ``isc run``.
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+#: The log line format of ``isc run``: lines logged while handling a call, notification or
+#: timer tick (by isc or by the service's code) name it, e.g.
+#: ``... INFO    app [calc.add 6a0c...-...]: adding`` (see :class:`LogContextFilter`).
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(isc_context)s: %(message)s"
 #: How long ``isc run`` waits for the first connection before saying it is still trying.
 _READY_NOTICE_AFTER = 10.0
 
@@ -48,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     ``drain_timeout`` (as parsed by ``isc run``).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
+        handler.addFilter(LogContextFilter())
     logging.getLogger("pika").setLevel(logging.WARNING)
     # ``isc run mymodule:MyService`` finds mymodule.py in the current directory.
     cwd = os.getcwd()
