@@ -195,3 +195,82 @@ def test_run_without_isc_server(
     out, err = capsys.readouterr()
     assert err.strip() == "isc run needs isc-server: pip install isc-server"
     assert out == ""
+
+
+class TestInspectOutput:
+    BOUNDS = (0.001, 0.01, 0.1, 1.0)
+
+    def test_quantiles_interpolate_inside_the_bucket(self) -> None:
+        # 10 values in (0.001, 0.01], 10 in (0.01, 0.1]
+        buckets = [0, 10, 10, 0, 0]
+        assert cli.estimate_quantile(self.BOUNDS, buckets, 0.5) == pytest.approx(0.01)
+        assert cli.estimate_quantile(self.BOUNDS, buckets, 0.25) == pytest.approx(0.0055)
+        assert cli.estimate_quantile(self.BOUNDS, buckets, 0.99) == pytest.approx(0.0982)
+        assert cli.estimate_quantile(self.BOUNDS, [4, 0, 0, 0, 0], 0.5) == pytest.approx(0.0005)
+
+    def test_quantiles_beyond_the_last_bound_and_of_nothing(self) -> None:
+        assert cli.estimate_quantile(self.BOUNDS, [1, 0, 0, 0, 9], 0.5) == float("inf")
+        assert cli.estimate_quantile(self.BOUNDS, [0, 0, 0, 0, 0], 0.5) is None
+
+    def described(self) -> dict[str, object]:
+        stats = {"calls": 4, "errors": 1, "refused": 2, "seconds": 0.02, "buckets": [0, 4, 0, 0, 0]}
+        return {
+            "exposed": {"add": "(a, b)", "pid": "()"},
+            "listeners": {"record": ["bang", "boom"]},
+            "metrics": {
+                "since": 1_800_000_000.0,
+                "uptime": 3725.0,
+                "node": {"host": "box", "pid": 42},
+                "buckets": list(self.BOUNDS),
+                "methods": {
+                    "add": stats,
+                    "slow": {
+                        "calls": 1,
+                        "errors": 0,
+                        "refused": 0,
+                        "seconds": 7.0,
+                        "buckets": [0, 0, 0, 0, 1],
+                    },
+                },
+                "listeners": {"record": {**stats, "refused": 0}},
+                "timers": {},
+                "unknown_methods": 3,
+                "dropped": {"bad_requests": 5, "expired_requests": 0},
+            },
+        }
+
+    def test_the_table(self) -> None:
+        text = cli.format_inspection("calc", self.described())
+        lines = text.splitlines()
+        assert lines[:6] == [
+            "service calc",
+            "  exposed methods:",
+            "    add(a, b)",
+            "    pid()",
+            "  listeners:",
+            "    record: bang, boom",
+        ]
+        title = "metrics of the node that answered (box, pid 42) over 1h 2m:"
+        table = lines[lines.index(title) + 1 :]
+        header = ["kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99"]
+        assert table[0].split() == header
+        assert table[1].split() == ["method", "add", "4", "1", "2", "5ms", "5.5ms", "9.91ms"]
+        assert table[2].split() == ["method", "slow", "1", "0", "0", "7s", ">1s", ">1s"]
+        assert table[3].split()[:5] == ["listener", "record", "4", "1", "0"]
+        assert len({len(line) for line in table[:2]}) == 1  # aligned columns
+        assert "  calls of unknown or private methods: 3" in lines
+        assert "  node-wide: bad_requests 5, expired_requests 0" in lines
+
+    def test_an_idle_service_and_an_old_node(self) -> None:
+        described = self.described()
+        metrics = described["metrics"]
+        assert isinstance(metrics, dict)
+        metrics.update(methods={}, listeners={})
+        assert "  nothing handled yet" in cli.format_inspection("calc", described).splitlines()
+        legacy = cli.format_inspection("legacy", {"exposed": {}, "listeners": {}})
+        assert legacy.splitlines()[1:3] == ["  exposed methods: none", "  listeners: none"]
+        assert "no metrics" in legacy
+
+    def test_json_flag(self) -> None:
+        assert cli.build_parser().parse_args(["inspect", "calc", "--json"]).json is True
+        assert cli.build_parser().parse_args(["inspect", "calc"]).json is False

@@ -2,7 +2,7 @@
 
     isc call SERVICE.METHOD [ARG ...] [--kwargs JSON] [--timeout S]
     isc notify EVENT [ARG ...] [--kwargs JSON]
-    isc inspect SERVICE
+    isc inspect SERVICE [--json]
     isc ping
     isc run module:Class [module:Class ...] [--pool N] [--allow-pickle]   (needs isc-server)
 
@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -46,6 +47,8 @@ __all__ = [
     "DEFAULT_CODEC",
     "Settings",
     "build_parser",
+    "estimate_quantile",
+    "format_inspection",
     "parse_value",
     "resolve_settings",
     "main",
@@ -217,10 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser(
         "inspect",
         parents=[where, client],
-        help="describe a service (its methods and events)",
-        description="Call the reserved _inspect method of SERVICE and print it.",
+        help="describe a service (its methods, events and metrics)",
+        description="Call the reserved _inspect method of SERVICE and print its methods, "
+        "listeners and the metrics of the node that answered.",
     )
     inspect.add_argument("service", metavar="SERVICE")
+    inspect.add_argument(
+        "--json", action="store_true", help="print the raw answer as JSON instead of a table"
+    )
     inspect.add_argument(
         "--timeout",
         type=_positive_float,
@@ -316,7 +323,10 @@ def _inspect(args: argparse.Namespace) -> int:
             result = client.call(args.service, _INSPECT_METHOD, timeout=args.timeout)
         except IscError as exc:
             return _report(exc)
-    print(json.dumps(result, default=str, indent=2, sort_keys=True))
+    if args.json:
+        print(json.dumps(result, default=str, indent=2, sort_keys=True))
+    else:
+        print(format_inspection(args.service, result))
     return EXIT_OK
 
 
@@ -348,6 +358,115 @@ def _run(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"call": _call, "notify": _notify, "inspect": _inspect, "ping": _ping}
+
+
+# -- inspect output ---------------------------------------------------------------------------
+
+#: Handler kinds of the ``_inspect`` metrics, as the table names them.
+_KINDS = (("methods", "method"), ("listeners", "listener"), ("timers", "timer"))
+
+
+def estimate_quantile(bounds: Sequence[float], buckets: Sequence[int], q: float) -> float | None:
+    """The ``q``-quantile (0..1) of a histogram, interpolated linearly inside its bucket.
+
+    ``buckets[i]`` counts values in ``(bounds[i-1], bounds[i]]``; the extra last bucket counts
+    values above ``bounds[-1]``, for which ``math.inf`` is returned. None for no values.
+    """
+    total = sum(buckets)
+    if total <= 0:
+        return None
+    rank = q * total
+    seen = 0
+    for index, count in enumerate(buckets):
+        if count and seen + count >= rank:
+            if index >= len(bounds):
+                return math.inf
+            lower = bounds[index - 1] if index else 0.0
+            return lower + (bounds[index] - lower) * (rank - seen) / count
+        seen += count
+    return math.inf  # pragma: no cover - rank <= total always stops the loop
+
+
+def _seconds(value: float | None, bounds: Sequence[float] = ()) -> str:
+    if value is None:
+        return "-"
+    if math.isinf(value):
+        return f">{_seconds(bounds[-1])}" if bounds else "?"
+    if value < 0.001:
+        return f"{value * 1e6:.0f}us"
+    if value < 1:
+        return f"{value * 1000:.3g}ms"
+    return f"{value:.3g}s"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{n}{unit}" for n, unit in parts if n]
+    return " ".join(shown[:2]) or "0s"
+
+
+def format_inspection(service: str, described: Mapping[str, Any]) -> str:
+    """``_inspect``'s answer for ``service`` as text: methods, listeners, a metrics table."""
+    lines = [f"service {service}"]
+    exposed = described.get("exposed") or {}
+    lines.append("  exposed methods:" if exposed else "  exposed methods: none")
+    lines.extend(f"    {name}{signature}" for name, signature in sorted(exposed.items()))
+    listeners = described.get("listeners") or {}
+    lines.append("  listeners:" if listeners else "  listeners: none")
+    lines.extend(
+        f"    {name}: {', '.join(map(str, events))}" for name, events in sorted(listeners.items())
+    )
+    metrics = described.get("metrics")
+    if not isinstance(metrics, Mapping):
+        lines.append("")
+        lines.append("no metrics: the node that answered does not keep them (isclib 1.x?)")
+        return "\n".join(lines)
+    node = metrics.get("node") or {}
+    lines.append("")
+    lines.append(
+        f"metrics of the node that answered ({node.get('host', '?')}, pid {node.get('pid', '?')})"
+        f" over {_duration(float(metrics.get('uptime', 0)))}:"
+    )
+    bounds = [float(b) for b in metrics.get("buckets") or ()]
+    header = ("kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99")
+    rows: list[tuple[str, ...]] = []
+    for key, kind in _KINDS:
+        for name, stats in sorted((metrics.get(key) or {}).items()):
+            calls = int(stats.get("calls", 0))
+            buckets = [int(n) for n in stats.get("buckets") or ()]
+            mean = float(stats.get("seconds", 0.0)) / calls if calls else None
+            rows.append(
+                (
+                    kind,
+                    str(name),
+                    str(calls),
+                    str(stats.get("errors", 0)),
+                    str(stats.get("refused", 0)),
+                    _seconds(mean),
+                    _seconds(estimate_quantile(bounds, buckets, 0.5), bounds),
+                    _seconds(estimate_quantile(bounds, buckets, 0.99), bounds),
+                )
+            )
+    if rows:
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            cells = [
+                cell.ljust(width) if i < 2 else cell.rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths))
+            ]
+            lines.append("  " + "  ".join(cells).rstrip())
+    else:
+        lines.append("  nothing handled yet")
+    lines.append(f"  calls of unknown or private methods: {metrics.get('unknown_methods', 0)}")
+    dropped = metrics.get("dropped") or {}
+    if dropped:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(dropped.items()))
+        lines.append(f"  node-wide: {counts}")
+    return "\n".join(lines)
 
 
 # -- helpers ----------------------------------------------------------------------------------
