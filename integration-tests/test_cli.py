@@ -115,13 +115,28 @@ class TestAgainstANode:
             received = wait_for(client.events.get_received, 10, "the notification")
         assert received == [[[1, "x"], {"k": 2}]]
 
-    def test_inspect(self, amqp_url: str, exchange: str) -> None:
-        done = isc("inspect", "calc", url=amqp_url, exchange=exchange)
+    def test_inspect_json(self, amqp_url: str, exchange: str) -> None:
+        done = isc("inspect", "calc", "--json", url=amqp_url, exchange=exchange)
         assert done.returncode == 0, done.stderr
         description: dict[str, Any] = json.loads(done.stdout)
         assert "add" in description["exposed"]
         assert "private_method" not in description["exposed"]
+        assert "metrics" in description
         assert "\n  " in done.stdout  # indented
+
+    def test_inspect_shows_a_metrics_table(self, amqp_url: str, exchange: str) -> None:
+        with Client(amqp_url, exchange=exchange, invoke_timeout=10) as client:
+            for i in range(4):
+                client.calc.add(i, i)
+        done = isc("inspect", "calc", url=amqp_url, exchange=exchange)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0] == "service calc"
+        assert "    add(a: 'Any', b: 'Any', wait: 'float' = 0) -> 'Any'" in lines
+        header = next(line for line in lines if line.split()[:2] == ["kind", "handler"])
+        assert header.split()[2:] == ["calls", "errors", "refused", "mean", "p50", "p99", "max"]
+        add = next(line.split() for line in lines if line.split()[:2] == ["method", "add"])
+        assert add[2:5] == ["4", "0", "0"]
 
 
 def test_ping(amqp_url: str, exchange: str) -> None:
@@ -163,8 +178,14 @@ def test_run_serves_until_sigterm(amqp_url: str, exchange: str) -> None:
         done = isc("call", "calc.add", "20", "22", url=amqp_url, exchange=exchange)
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout) == 42
+        with Client(amqp_url, exchange=exchange, invoke_timeout=10) as client:
+            future = client.calc.log.call_async("from the service")
+            future.result()
+            cid = future.extra["correlation_id"]
         assert node.stop(signal.SIGTERM) == 0
     assert "node serving calc" in node.output
+    # a line the service's own code logged names the call it belongs to (isc run's format)
+    assert f" calc [calc.log {cid}]: from the service" in node.output
     assert "node stopped" in node.output
     assert password_of(amqp_url) not in node.output
 

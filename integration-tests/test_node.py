@@ -76,6 +76,53 @@ def test_inspect_lists_exposed_methods_and_listeners(
     assert described["listeners"] == {}
 
 
+def test_inspect_counts_calls_errors_and_refusals(client: Client, calc_node: NodeProcess) -> None:
+    for i in range(3):
+        assert client.calc.add(i, 1, wait=0.01) == i + 1
+    with pytest.raises(RemoteException):
+        client.calc.raise_error()
+    with pytest.raises(RemoteException, match="Wrong arguments"):
+        client.calc.add(1)
+    for name in ("nope", "private_method"):
+        with pytest.raises(RemoteException):
+            client.invoke("calc", name)
+
+    metrics = client.calc._inspect()["metrics"]  # through the codec under test
+    bounds = metrics["buckets"]
+    add = metrics["methods"]["add"]
+    assert (add["calls"], add["errors"], add["refused"]) == (3, 0, 1)
+    assert sum(add["buckets"]) == 3
+    assert len(add["buckets"]) == len(bounds) + 1
+    assert add["buckets"][0] == 0  # each call slept 10 ms, more than the first bound
+    assert add["seconds"] >= 0.03
+    raised = metrics["methods"]["raise_error"]
+    assert (raised["calls"], raised["errors"]) == (1, 1)
+    assert metrics["unknown_methods"] == 2
+    assert set(metrics["methods"]) == {"add", "raise_error"}  # _inspect counts after answering
+    assert metrics["node"]["pid"] == client.calc.pid()
+    assert client.calc._inspect()["metrics"]["methods"]["_inspect"]["calls"] == 1
+
+
+def test_inspect_counts_listeners_and_timer_ticks(
+    amqp_url: str, exchange: str, client: Client, codec: AbstractCodec
+) -> None:
+    with NodeProcess.serve(amqp_url, exchange, "calc:Events", extra=node_extra(codec)):
+        client.notify("boom", 1)
+
+        def handled() -> Any:
+            metrics = client.events._inspect()["metrics"]
+            listeners = metrics["listeners"]
+            ticks = metrics["timers"].get("tick", {}).get("calls", 0)
+            return metrics if len(listeners) == 2 and ticks >= 2 else None
+
+        metrics = wait_for(handled, timeout=10, message="both listeners and two ticks")
+    assert metrics["listeners"]["record"]["calls"] == 1
+    assert metrics["listeners"]["record"]["errors"] == 0
+    assert metrics["listeners"]["fail_on_boom"]["errors"] == 1
+    tick = metrics["timers"]["tick"]
+    assert tick["errors"] == (tick["calls"] + 1) // 2  # every odd tick fails
+
+
 def test_calls_run_concurrently_up_to_the_pool_size(client: Client, calc_node: NodeProcess) -> None:
     futures = [client.calc.add.call_async(i, 1, wait=0.5) for i in range(20)]
     assert [f.result(10) for f in futures] == [i + 1 for i in range(20)]
@@ -155,6 +202,9 @@ def test_bad_requests_get_an_error_reply_or_are_dropped(
             message="the node to log the dropped request",
         )
         assert client.calc.add(1, 1) == 2  # the node kept serving
+        dropped = client.calc._inspect()["metrics"]["dropped"]
+        assert dropped["bad_requests"] == 3
+        assert dropped["requests_without_reply_to"] == 1
     finally:
         connection.close()
 

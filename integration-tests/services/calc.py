@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -53,6 +54,11 @@ class Calc:
     @expose
     def pid(self) -> int:
         return os.getpid()
+
+    @expose
+    def log(self, message: str) -> None:
+        """Log ``message`` from service code (its log line names this call)."""
+        logging.getLogger("calc").warning("%s", message)
 
 
 class Events:

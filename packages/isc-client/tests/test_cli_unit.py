@@ -207,13 +207,25 @@ class TestInspectOutput:
         assert cli.estimate_quantile(self.BOUNDS, buckets, 0.25) == pytest.approx(0.0055)
         assert cli.estimate_quantile(self.BOUNDS, buckets, 0.99) == pytest.approx(0.0982)
         assert cli.estimate_quantile(self.BOUNDS, [4, 0, 0, 0, 0], 0.5) == pytest.approx(0.0005)
+        # never above the largest value seen
+        assert cli.estimate_quantile(self.BOUNDS, [4, 0, 0, 0, 0], 0.5, 0.0001) == 0.0001
 
     def test_quantiles_beyond_the_last_bound_and_of_nothing(self) -> None:
         assert cli.estimate_quantile(self.BOUNDS, [1, 0, 0, 0, 9], 0.5) == float("inf")
+        assert cli.estimate_quantile(self.BOUNDS, [1, 0, 0, 0, 9], 0.5, largest=4.0) == 4.0
         assert cli.estimate_quantile(self.BOUNDS, [0, 0, 0, 0, 0], 0.5) is None
 
     def described(self) -> dict[str, object]:
-        stats = {"calls": 4, "errors": 1, "refused": 2, "seconds": 0.02, "buckets": [0, 4, 0, 0, 0]}
+        stats = {
+            "calls": 4,
+            "errors": 1,
+            "refused": 2,
+            "seconds": 0.02,
+            "max": 0.009,
+            "buckets": [0, 4, 0, 0, 0],
+        }
+        # a node without "max" (the estimate is then not capped)
+        old = {"calls": 1, "errors": 0, "refused": 0, "seconds": 2.0, "buckets": [0, 0, 0, 0, 1]}
         return {
             "exposed": {"add": "(a, b)", "pid": "()"},
             "listeners": {"record": ["bang", "boom"]},
@@ -229,8 +241,10 @@ class TestInspectOutput:
                         "errors": 0,
                         "refused": 0,
                         "seconds": 7.0,
+                        "max": 7.0,
                         "buckets": [0, 0, 0, 0, 1],
                     },
+                    "old": old,
                 },
                 "listeners": {"record": {**stats, "refused": 0}},
                 "timers": {},
@@ -252,14 +266,15 @@ class TestInspectOutput:
         ]
         title = "metrics of the node that answered (box, pid 42) over 1h 2m:"
         table = lines[lines.index(title) + 1 :]
-        header = ["kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99"]
+        header = ["kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99", "max"]
         assert table[0].split() == header
-        assert table[1].split() == ["method", "add", "4", "1", "2", "5ms", "5.5ms", "9.91ms"]
-        assert table[2].split() == ["method", "slow", "1", "0", "0", "7s", ">1s", ">1s"]
-        assert table[3].split()[:5] == ["listener", "record", "4", "1", "0"]
+        assert table[1].split() == ["method", "add", "4", "1", "2", "5ms", "5.5ms", "9ms", "9ms"]
+        assert table[2].split() == ["method", "old", "1", "0", "0", "2s", ">1s", ">1s", "-"]
+        assert table[3].split() == ["method", "slow", "1", "0", "0", "7s", "7s", "7s", "7s"]
+        assert table[4].split()[:5] == ["listener", "record", "4", "1", "0"]
         assert len({len(line) for line in table[:2]}) == 1  # aligned columns
         assert "  calls of unknown or private methods: 3" in lines
-        assert "  node-wide: bad_requests 5, expired_requests 0" in lines
+        assert "  dropped or unanswerable messages (whole node): bad_requests 5" in lines
 
     def test_an_idle_service_and_an_old_node(self) -> None:
         described = self.described()

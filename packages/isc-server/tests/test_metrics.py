@@ -20,6 +20,7 @@ class TestHandlerStats:
         assert stats.buckets == [2, 2, 1]
         assert (stats.calls, stats.errors, stats.refused) == (5, 1, 0)
         assert stats.seconds == pytest.approx(8.65)
+        assert stats.longest == 7.0
 
     def test_snapshot_is_a_copy(self) -> None:
         stats = HandlerStats((1.0,))
@@ -31,6 +32,7 @@ class TestHandlerStats:
             "errors": 0,
             "refused": 0,
             "seconds": 0.5,
+            "max": 0.5,
             "buckets": [1, 0],
         }
 
@@ -46,7 +48,14 @@ class TestNodeMetrics:
         calc = metrics.snapshot("calc")
         assert calc["buckets"] == [0.5, 2.0]
         assert calc["methods"] == {
-            "add": {"calls": 2, "errors": 1, "refused": 0, "seconds": 3.1, "buckets": [1, 0, 1]}
+            "add": {
+                "calls": 2,
+                "errors": 1,
+                "refused": 0,
+                "seconds": 3.1,
+                "max": 3.0,
+                "buckets": [1, 0, 1],
+            }
         }
         assert calc["listeners"]["record"]["calls"] == 1
         assert calc["timers"]["tick"]["errors"] == 1

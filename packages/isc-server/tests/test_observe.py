@@ -113,9 +113,9 @@ def test_refused_calls(observer: Observer, spans: InMemorySpanExporter) -> None:
     observer.call("calc", Request("add")).refused(TypeError("wrong"), known_method=True)
     observer.call("calc", Request("nope")).refused(AttributeError("nope"), known_method=False)
     snapshot = observer.metrics.snapshot("calc")
-    assert snapshot["methods"] == {
-        "add": {"calls": 0, "errors": 0, "refused": 1, "seconds": 0.0, "buckets": [0] * 16}
-    }
+    assert snapshot["methods"]["add"]["refused"] == 1
+    assert snapshot["methods"]["add"]["calls"] == 0
+    assert set(snapshot["methods"]) == {"add"}
     assert snapshot["unknown_methods"] == 1
     assert [s.status.status_code for s in spans.get_finished_spans()] == [
         trace.StatusCode.ERROR

@@ -366,25 +366,30 @@ _COMMANDS = {"call": _call, "notify": _notify, "inspect": _inspect, "ping": _pin
 _KINDS = (("methods", "method"), ("listeners", "listener"), ("timers", "timer"))
 
 
-def estimate_quantile(bounds: Sequence[float], buckets: Sequence[int], q: float) -> float | None:
+def estimate_quantile(
+    bounds: Sequence[float], buckets: Sequence[int], q: float, largest: float | None = None
+) -> float | None:
     """The ``q``-quantile (0..1) of a histogram, interpolated linearly inside its bucket.
 
     ``buckets[i]`` counts values in ``(bounds[i-1], bounds[i]]``; the extra last bucket counts
-    values above ``bounds[-1]``, for which ``math.inf`` is returned. None for no values.
+    values above ``bounds[-1]``. ``largest``, the largest value if known, caps the estimate
+    and stands for the values of the last bucket, which are otherwise ``math.inf``. None for
+    no values.
     """
     total = sum(buckets)
     if total <= 0:
         return None
+    cap = math.inf if largest is None else largest
     rank = q * total
     seen = 0
     for index, count in enumerate(buckets):
         if count and seen + count >= rank:
             if index >= len(bounds):
-                return math.inf
+                return cap
             lower = bounds[index - 1] if index else 0.0
-            return lower + (bounds[index] - lower) * (rank - seen) / count
+            return min(cap, lower + (bounds[index] - lower) * (rank - seen) / count)
         seen += count
-    return math.inf  # pragma: no cover - rank <= total always stops the loop
+    return cap  # pragma: no cover - rank <= total always stops the loop
 
 
 def _seconds(value: float | None, bounds: Sequence[float] = ()) -> str:
@@ -432,13 +437,14 @@ def format_inspection(service: str, described: Mapping[str, Any]) -> str:
         f" over {_duration(float(metrics.get('uptime', 0)))}:"
     )
     bounds = [float(b) for b in metrics.get("buckets") or ()]
-    header = ("kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99")
+    header = ("kind", "handler", "calls", "errors", "refused", "mean", "p50", "p99", "max")
     rows: list[tuple[str, ...]] = []
     for key, kind in _KINDS:
         for name, stats in sorted((metrics.get(key) or {}).items()):
             calls = int(stats.get("calls", 0))
             buckets = [int(n) for n in stats.get("buckets") or ()]
             mean = float(stats.get("seconds", 0.0)) / calls if calls else None
+            largest = float(stats["max"]) if calls and "max" in stats else None
             rows.append(
                 (
                     kind,
@@ -447,8 +453,9 @@ def format_inspection(service: str, described: Mapping[str, Any]) -> str:
                     str(stats.get("errors", 0)),
                     str(stats.get("refused", 0)),
                     _seconds(mean),
-                    _seconds(estimate_quantile(bounds, buckets, 0.5), bounds),
-                    _seconds(estimate_quantile(bounds, buckets, 0.99), bounds),
+                    _seconds(estimate_quantile(bounds, buckets, 0.5, largest), bounds),
+                    _seconds(estimate_quantile(bounds, buckets, 0.99, largest), bounds),
+                    _seconds(largest),
                 )
             )
     if rows:
@@ -463,9 +470,8 @@ def format_inspection(service: str, described: Mapping[str, Any]) -> str:
         lines.append("  nothing handled yet")
     lines.append(f"  calls of unknown or private methods: {metrics.get('unknown_methods', 0)}")
     dropped = metrics.get("dropped") or {}
-    if dropped:
-        counts = ", ".join(f"{name} {count}" for name, count in sorted(dropped.items()))
-        lines.append(f"  node-wide: {counts}")
+    counts = ", ".join(f"{name} {n}" for name, n in sorted(dropped.items()) if n) or "none"
+    lines.append(f"  dropped or unanswerable messages (whole node): {counts}")
     return "\n".join(lines)
 
 

@@ -20,6 +20,9 @@ __all__ = ["DEFAULT_BUCKETS", "COUNTERS", "HandlerStats", "NodeMetrics"]
 
 #: Upper bounds (seconds, inclusive) of the latency buckets; one more bucket counts the rest.
 DEFAULT_BUCKETS: tuple[float, ...] = (
+    0.00005,
+    0.0001,
+    0.00025,
     0.0005,
     0.001,
     0.0025,
@@ -35,6 +38,7 @@ DEFAULT_BUCKETS: tuple[float, ...] = (
     5.0,
     10.0,
     30.0,
+    60.0,
 )
 
 #: The node-wide counters of messages that were dropped or could not be served normally.
@@ -59,7 +63,7 @@ KINDS = ("methods", "listeners", "timers")
 class HandlerStats:
     """The counters and latency histogram of one handler (a method, listener or timer)."""
 
-    __slots__ = ("bounds", "buckets", "calls", "errors", "refused", "seconds")
+    __slots__ = ("bounds", "buckets", "calls", "errors", "longest", "refused", "seconds")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
         self.bounds = bounds
@@ -74,12 +78,16 @@ class HandlerStats:
         self.refused = 0
         #: total seconds of all runs
         self.seconds = 0.0
+        #: the longest run, in seconds
+        self.longest = 0.0
 
     def observe(self, seconds: float, failed: bool = False) -> None:
         """Count one run that took ``seconds``, and whether it raised."""
         self.buckets[bisect_left(self.bounds, seconds)] += 1
         self.calls += 1
         self.seconds += seconds
+        if seconds > self.longest:
+            self.longest = seconds
         if failed:
             self.errors += 1
 
@@ -90,6 +98,7 @@ class HandlerStats:
             "errors": self.errors,
             "refused": self.refused,
             "seconds": self.seconds,
+            "max": self.longest,
             "buckets": list(self.buckets),
         }
 
