@@ -507,23 +507,29 @@ class Node:
             if self._stopping:
                 return
             next_tick += period
-            service, method = name.split(".", 1)
-            observed = self._observer.tick(service, method)
-            try:
-                self._run_hooks("pre_call", method, (), {})
-                result = fn()
-                self._run_hooks("post_success", method, (), {}, (None, result))
-            except Exception as exc:
-                log.exception("timer %s failed; it keeps ticking", name)
-                try:
-                    self._run_hooks("post_error", method, (), {}, exc)
-                except Exception:
-                    log.exception("post_error hook failed for timer %s", name)
-                observed.failed(exc)
-            else:
-                observed.succeeded()
+            self._tick(name, fn)
             if next_tick < time.monotonic():  # a slow tick: skip missed ticks, keep the rate
                 next_tick = time.monotonic() + period
+
+    def _tick(self, name: str, fn: Callable[[], Any]) -> Exception | None:
+        """Run timer ``name`` ("service.method") once, with the hooks; return (and log) its
+        failure, so the timer keeps ticking."""
+        service, method = name.split(".", 1)
+        observed = self._observer.tick(service, method)
+        try:
+            self._run_hooks("pre_call", method, (), {})
+            result = fn()
+            self._run_hooks("post_success", method, (), {}, (None, result))
+        except Exception as exc:
+            log.exception("timer %s failed; it keeps ticking", name)
+            try:
+                self._run_hooks("post_error", method, (), {}, exc)
+            except Exception:
+                log.exception("post_error hook failed for timer %s", name)
+            observed.failed(exc)
+            return exc
+        observed.succeeded()
+        return None
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

@@ -1,0 +1,260 @@
+"""Unit-test services without a broker, and run real nodes in integration tests.
+
+:class:`ServiceHarness` hosts one service the way a :class:`~isc.server.Node` does, minus
+RabbitMQ: :meth:`~ServiceHarness.call` encodes the request with the codec and hands it to the
+node's own request handler (codec check, size limit, method lookup, argument check, hooks,
+error replies, reply encoding), then decodes the reply as a client would;
+:meth:`~ServiceHarness.notify` delivers a notification to the service's ``@on`` handlers;
+:meth:`~ServiceHarness.fire_timer` runs one tick of a ``@local_timer``::
+
+    users = ServiceHarness(UserService())
+    assert users.call("get_user", 1) == {"username": "Andrew"}
+    users.call("delete_everything")   # RemoteException, remote_type "PermissionError"
+    users.notify("new_message", "Andrew", "Hello!")
+    users.fire_timer("cleanup")
+
+A service that calls other services through a :class:`~isc.client.Client` gets a
+:class:`isc.client.testing.FakeClient` in tests. :func:`running_node` runs a real node in the
+background of a test against a broker (``isc.client.testing``'s pytest plugin starts one).
+Like every ``isc.server`` module, importing this one applies gevent's monkey patching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, cast
+
+import pika.spec
+
+from isc.client._connection import AmqpWorker, Outgoing
+from isc.core import (
+    AbstractCodec,
+    ConfigurationError,
+    Envelope,
+    Notification,
+    Reply,
+    Request,
+    TypedJSONCodec,
+)
+
+from ._node import Hook, Node
+
+__all__ = ["ServiceHarness", "running_node"]
+
+log = logging.getLogger("isc.server.testing")
+
+
+class ServiceHarness:
+    """Host one service in-process, as a node would, to unit-test it without a broker.
+
+    Calls, notifications and timer ticks run in the calling thread, through the same code a
+    :class:`~isc.server.Node` runs for them. The differences from a running node: calls run
+    one at a time in the caller's thread (a node runs them in a greenlet pool), and a failing
+    ``@on`` handler or timer raises its exception here (a node logs it), so tests see it.
+
+    :param service: the service instance (any object with a ``name``, as for
+        :meth:`Node.register_service`).
+    :param codec: the codec the arguments, results and notifications travel through
+        (default :class:`~isc.core.TypedJSONCodec`, the client's default), so a value the
+        wire cannot carry fails in the test as it would in production.
+    :param round_trip: ``False`` hands arguments and results over as they are, uncoded
+        (straight to the node's method dispatch).
+    :param node_options: passed to :class:`~isc.server.Node`, to test a node configured as
+        in production: ``allow_pickle=True`` (needed with the pickle codec, as on a real
+        node), ``codecs``, ``max_message_size``, ``exchange``.
+    """
+
+    def __init__(
+        self,
+        service: object,
+        *,
+        codec: AbstractCodec | None = None,
+        round_trip: bool = True,
+        **node_options: Any,
+    ) -> None:
+        self.codec = codec if codec is not None else TypedJSONCodec()
+        self.round_trip = round_trip
+        self._node = Node(**node_options)
+        self._node.register_service(service)
+        self.service = service
+        #: The service's name (its ``name`` attribute).
+        self.name = next(iter(self._node._services.services))
+
+    @property
+    def node(self) -> Node:
+        """The node (never connected) whose code runs the calls; add hooks to it."""
+        return self._node
+
+    def add_hook(self, name: str, fn: Hook | None = None) -> Any:
+        """Register a hook as :meth:`Node.add_hook` does."""
+        return self._node.add_hook(name, fn)
+
+    # -- what the service offers -------------------------------------------------------------
+
+    @property
+    def exposed(self) -> dict[str, str]:
+        """The ``@expose``d methods, name → signature (what ``_inspect`` answers)."""
+        exposed: dict[str, str] = self._node._services.inspect(self.name)["exposed"]
+        return exposed
+
+    @property
+    def events(self) -> dict[str, list[str]]:
+        """Event name → the names of the service's ``@on`` handlers for it."""
+        return {
+            event: [getattr(fn, "__name__", repr(fn)) for fn in handlers]
+            for event, handlers in sorted(self._node._services.listeners().items())
+        }
+
+    @property
+    def timers(self) -> dict[str, float]:
+        """Method name → period in seconds of every ``@local_timer``."""
+        return {name.split(".", 1)[1]: period for period, name, _ in self._node._services.timers()}
+
+    # -- driving it --------------------------------------------------------------------------
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method`` as ``client.<service>.<method>(*args, **kwargs)`` would.
+
+        Returns the result as the caller would receive it. Raises
+        :class:`~isc.core.RemoteException` when a client would: the method is missing,
+        private (not ``@expose``d) or called with wrong arguments, or it raised (the
+        exception's type name is in ``remote_type``), or its result cannot be encoded.
+        Raises :class:`~isc.core.EncodeError` when the arguments cannot be encoded (a client
+        raises it before sending).
+        """
+        if self.round_trip:
+            reply = self._deliver(Request(method, args, kwargs, reply_to=_REPLY_TO))
+        else:
+            reply = self._node._execute(self.name, Request(method, args, kwargs))
+        error = reply.to_exception()
+        if error is not None:
+            raise error
+        return reply.result
+
+    def _deliver(self, request: Request) -> Reply:
+        """Hand the encoded request to the node's request handler, as a delivery from the
+        broker, and decode the reply it would publish, as the client does."""
+        envelope = request.encode(self.codec)  # EncodeError here, as in Client.call
+        properties = pika.spec.BasicProperties(
+            content_type=envelope.content_type,
+            content_encoding=envelope.content_encoding,
+            correlation_id=envelope.correlation_id,
+            reply_to=envelope.reply_to,
+            headers=dict(envelope.headers),
+        )
+        catcher = _ReplyCatcher()
+        self._node._worker = cast(AmqpWorker, catcher)
+        try:
+            self._node._handle_request(self.name, catcher.generation, 1, properties, envelope.body)
+        finally:
+            self._node._worker = None
+        if not catcher.replies:  # never without a reply_to and a deadline
+            raise AssertionError(f"the node sent no reply to {self.name}.{request.method}")
+        return Reply.decode(catcher.replies[-1], self.codec)
+
+    def notify(self, event: str, /, *args: Any, **kwargs: Any) -> int:
+        """Deliver ``client.notify(event, *args, **kwargs)`` to the service's ``@on`` handlers.
+
+        Returns how many handlers ran (0 when none listens, which a node ignores too). Every
+        handler runs even if one fails; then the first failure is raised (a node only logs it).
+        """
+        notification = Notification(event, args, kwargs)
+        if self.round_trip:
+            envelope = notification.encode(self.codec)
+            # the node's codecs decode it: one the node refuses raises here (a node drops it)
+            notification = Notification.decode(
+                envelope, self._node.codecs.get(envelope.content_type)
+            )
+        handlers = self._node._services.listeners().get(notification.event, [])
+        failures: list[Exception] = []
+        for handler in handlers:
+            try:
+                handler(*notification.args, **notification.kwargs)
+            except Exception as exc:
+                log.exception("listener %s for event %r failed", _qualname(handler), event)
+                failures.append(exc)
+        if failures:
+            raise failures[0]
+        return len(handlers)
+
+    def fire_timer(self, method: str) -> None:
+        """Run one tick of the ``@local_timer`` method ``method``, with the node's hooks.
+
+        Raises what the method raised (a node logs it and keeps ticking), or
+        :class:`~isc.core.ConfigurationError` when ``method`` is not a timer of the service.
+        """
+        name = f"{self.name}.{method}"
+        for _period, timer, fn in self._node._services.timers():
+            if timer == name:
+                error = self._node._tick(timer, fn)
+                if error is not None:
+                    raise error
+                return
+        known = ", ".join(sorted(self.timers)) or "none"
+        raise ConfigurationError(
+            f"{name} is not a @local_timer method (the timers of {self.name}: {known})"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ServiceHarness {self.name} codec={self.codec.content_type}>"
+
+
+@contextlib.contextmanager
+def running_node(node: Node, ready_timeout: float = 30.0) -> Iterator[Node]:
+    """Run ``node`` in a background thread until the block ends; ready when the block starts.
+
+    For integration tests: ``with running_node(node): client.users.get_user(1)``. Raises
+    :class:`~isc.core.ConfigurationError` when the node does not consume its queues within
+    ``ready_timeout`` seconds (say, a wrong URL). Leaving the block stops the node as
+    :meth:`Node.stop` does and waits for its thread.
+    """
+    failure: list[BaseException] = []
+
+    def serve() -> None:
+        try:
+            node.run()
+        except BaseException as exc:  # reported to the test below, not lost in the thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=serve, name="isc-test-node", daemon=True)
+    thread.start()
+    try:
+        if not node.wait_for_ready(ready_timeout):
+            detail = f": {failure[0]!r}" if failure else ""
+            raise ConfigurationError(
+                f"the node did not start serving within {ready_timeout:g}s{detail}; "
+                "is the broker URL right and the broker up?"
+            )
+        yield node
+    finally:
+        node.stop()
+        thread.join(node.drain_timeout + 10)
+
+
+#: The reply queue named in the harness's requests (nothing consumes it: no broker).
+_REPLY_TO = "isc-service-harness"
+
+
+class _ReplyCatcher:
+    """Stands in for the node's AMQP worker while it handles one request: it keeps the reply
+    the node would publish, and there is no channel to acknowledge the request on."""
+
+    generation = 0
+    channel = None
+
+    def __init__(self) -> None:
+        self.replies: list[Envelope] = []
+
+    def call_soon(self, fn: Callable[[], Any]) -> None:
+        """Acknowledgements: nothing to do without a broker."""
+
+    def submit(self, outgoing: Outgoing) -> None:
+        """Keep the reply instead of publishing it."""
+        self.replies.append(outgoing.envelope)
+
+
+def _qualname(fn: Any) -> str:
+    return str(getattr(fn, "__qualname__", repr(fn)))
