@@ -1,6 +1,7 @@
 """Check the built wheels the way users install them.
 
-1. ``isc-client`` in a fresh venv pulls pika but never gevent, and imports without it.
+1. ``isc-client`` in a fresh venv pulls pika but never gevent (nor pytest), and imports
+   without them, its testing helpers included.
 2. ``isclib`` in another fresh venv gives every distribution; ``isc`` is one PEP 420
    namespace spread over them (no ``isc/__init__.py`` in any wheel).
 
@@ -21,15 +22,16 @@ DISTRIBUTIONS = ["isc_core", "isc_codecs", "isc_client", "isc_server", "isclib"]
 
 CLIENT_PROBE = """
 import importlib.util, sys
-import isc.client, isc.codecs, isc.core
+import isc.client, isc.client.testing, isc.codecs, isc.core
 assert 'gevent' not in sys.modules, 'isc.client imported gevent'
+assert 'pytest' not in sys.modules, 'isc.client.testing imported pytest'
 assert importlib.util.find_spec('gevent') is None, 'gevent got installed with isc-client'
 assert importlib.util.find_spec('pika') is not None, 'pika is missing'
 print('isc-client ok: pika present, gevent absent')
 """
 
 FULL_PROBE = """
-import isc, isc.client, isc.codecs, isc.core, isc.server
+import isc, isc.client, isc.codecs, isc.core, isc.server, isc.server.testing
 paths = list(isc.__path__)
 assert getattr(isc, '__file__', None) is None, 'isc must be a namespace package'
 assert type(isc.__path__).__name__ == '_NamespacePath', type(isc.__path__)
