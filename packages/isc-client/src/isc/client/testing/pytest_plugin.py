@@ -14,7 +14,8 @@ or per run: ``pytest -p isc.client.testing.pytest_plugin``. Fixtures:
 * ``isc_amqp_url`` (session): the broker's URL.
 * ``isc_exchange`` (function): an exchange name of the test's own, so tests never see each
   other's services or notifications and may run in parallel; its exchanges are deleted after
-  the test.
+  the test. (Service queues, ``<exchange>_service_<name>``, stay until the broker stops: on a
+  broker you keep, via ``ISC_TEST_AMQP_URL``, delete them yourself if they pile up.)
 
 Environment variables:
 
