@@ -121,9 +121,10 @@ class ServiceHarness:
         Returns the result as the caller would receive it. Raises
         :class:`~isc.core.RemoteException` when a client would: the method is missing,
         private (not ``@expose``d) or called with wrong arguments, or it raised (the
-        exception's type name is in ``remote_type``), or its result cannot be encoded.
-        Raises :class:`~isc.core.EncodeError` when the arguments cannot be encoded (a client
-        raises it before sending).
+        exception's type name is in ``remote_type``), or its result cannot be encoded, or the
+        node refuses the codec or the size of the request or of the reply. Raises
+        :class:`~isc.core.EncodeError` when the arguments cannot be encoded (a client raises
+        it before sending).
         """
         if self.round_trip:
             reply = self._deliver(Request(method, args, kwargs, reply_to=_REPLY_TO))
@@ -151,7 +152,7 @@ class ServiceHarness:
             self._node._handle_request(self.name, catcher.generation, 1, properties, envelope.body)
         finally:
             self._node._worker = None
-        if not catcher.replies:  # never without a reply_to and a deadline
+        if not catcher.replies:  # a node answers every request that has a reply_to
             raise AssertionError(f"the node sent no reply to {self.name}.{request.method}")
         return Reply.decode(catcher.replies[-1], self.codec)
 
