@@ -299,9 +299,12 @@ def test_service_names_are_checked_as_by_a_node() -> None:
 
 
 def test_running_node_says_when_the_node_cannot_start() -> None:
-    node = Node(url="amqp://guest:guest@127.0.0.1:1/", exchange="x", drain_timeout=1)
+    node = Node(url="amqp://guest:secret@127.0.0.1:1/", exchange="x", drain_timeout=1)
     node.register_service(Shop())
-    with pytest.raises(ConfigurationError, match=r"did not start serving within 0\.5s"):  # noqa: SIM117
+    with pytest.raises(ConfigurationError) as caught:  # noqa: SIM117
         with running_node(node, ready_timeout=0.5):
             pytest.fail("the block must not run")
+    message = str(caught.value)
+    assert "did not start serving on amqp://guest:***@127.0.0.1:1/ within 0.5s" in message
+    assert "refused" in message.lower()  # the connection error, from the node's worker
     assert not node.wait_for_ready(0)

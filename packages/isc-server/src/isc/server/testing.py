@@ -38,6 +38,7 @@ from isc.core import (
     Reply,
     Request,
     TypedJSONCodec,
+    redact_url,
 )
 
 from ._node import Hook, Node
@@ -224,10 +225,11 @@ def running_node(node: Node, ready_timeout: float = 30.0) -> Iterator[Node]:
     thread.start()
     try:
         if not node.wait_for_ready(ready_timeout):
-            detail = f": {failure[0]!r}" if failure else ""
+            error = failure[0] if failure else getattr(node._worker, "last_error", None)
+            detail = f" ({type(error).__name__}: {str(error) or repr(error)})" if error else ""
             raise ConfigurationError(
-                f"the node did not start serving within {ready_timeout:g}s{detail}; "
-                "is the broker URL right and the broker up?"
+                f"the node did not start serving on {redact_url(node.url)} within "
+                f"{ready_timeout:g}s{detail}; is the URL right and the broker up?"
             )
         yield node
     finally:
