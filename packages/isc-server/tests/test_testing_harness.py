@@ -111,6 +111,8 @@ def test_call_returns_what_a_client_would_receive(shop: ServiceHarness) -> None:
     # through the codec: a tuple arrives as a list, a date stays a date (typed JSON)
     day = datetime.date(2026, 1, 2)
     assert shop.call("echo", (1, 2), day=day) == [[[1, 2]], {"day": day}]
+    # the harness's own parameter names are free for the service's keyword arguments
+    assert shop.call("echo", method="m", event="e") == [[], {"method": "m", "event": "e"}]
 
 
 def test_private_and_missing_methods_fail_as_on_a_node(shop: ServiceHarness) -> None:
