@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint unit client-only integration dist-check test build demo clean docs-api bench soak
+.PHONY: help tools lint docs unit client-only integration dist-check test build demo clean docs-api bench soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,6 +29,10 @@ tools: $(HATCH) ## install the build tools into .tools/
 lint: $(HATCH) ## ruff check, ruff format --check, mypy --strict
 	@echo "==> lint: ruff check, ruff format --check, mypy --strict"
 	$(HATCH) run lint:all
+
+docs: $(HATCH) ## build the documentation site (warnings are errors) into site/
+	@echo "==> docs: mkdocs build --strict (docs/ -> site/; a broken link or missing page fails)"
+	$(HATCH) run docs:build
 
 docs-api: $(HATCH) ## regenerate the API reference in docs/api/ from the docstrings
 	@echo "==> docs-api: docs/api/*.md from the docstrings of the public modules"
@@ -56,7 +60,7 @@ dist-check: build ## install the built wheels in fresh venvs and check dependenc
 	@echo "==> checking the built wheels"
 	$(TOOLS)/bin/python scripts/check_dist.py dist
 
-test: lint unit client-only dist-check integration ## everything CI runs
+test: lint docs unit client-only dist-check integration ## everything CI runs
 	@echo "==> make test: all green"
 
 demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) end to end
