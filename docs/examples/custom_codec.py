@@ -1,6 +1,6 @@
 """A custom codec: typed JSON compressed with zlib, for services that send large values.
 
-Shown in docs/codecs.md and executed by packages/isc-codecs/tests/test_docs_custom_codec.py.
+Shown in docs/codecs.md and executed by packages/isc-codecs/tests/test_docs_codecs.py.
 Every peer that sends or receives with it must have it: register it on the nodes with
 ``node.register_codec(ZlibTypedJSONCodec())`` and give it to the clients with
 ``Client(codec=ZlibTypedJSONCodec())`` or ``client.set_codec(ZlibTypedJSONCodec())``.

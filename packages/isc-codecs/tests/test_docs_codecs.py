@@ -1,6 +1,7 @@
-"""The custom codec of docs/codecs.md (docs/examples/custom_codec.py), executed.
+"""The examples of docs/codecs.md, executed: the custom codec (docs/examples/custom_codec.py)
+and choosing a client's codec (docs/examples/client_codecs.py).
 
-The page includes that file verbatim, so these tests run exactly the code the reader sees.
+The page includes those files verbatim, so these tests run exactly the code the reader sees.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import pytest
 from isc.codecs import AbstractCodec, CodecRegistry, DecodeError, EncodeError
 from isc.core import Envelope, Notification, Reply, Request
 
-EXAMPLE = Path(__file__).resolve().parents[3] / "docs" / "examples" / "custom_codec.py"
+EXAMPLES = Path(__file__).resolve().parents[3] / "docs" / "examples"
+EXAMPLE = EXAMPLES / "custom_codec.py"
 
 
 def load_example() -> ModuleType:
@@ -89,3 +91,11 @@ def test_unencodable_values_are_encode_errors(codec: Any) -> None:
 def test_the_example_runs_as_a_program(capsys: pytest.CaptureFixture[str]) -> None:
     runpy.run_path(str(EXAMPLE), run_name="__main__")  # its own assert checks the round trip
     assert capsys.readouterr().out.endswith(" bytes on the wire\n")
+
+
+def test_the_client_codec_example_runs() -> None:
+    """Its asserts check each step: the codec a client uses after each call."""
+    namespace = runpy.run_path(str(EXAMPLES / "client_codecs.py"))
+    client = namespace["client"]
+    assert isinstance(client.codec, namespace["TypedJSONCodec"])
+    assert client.is_connected is False  # it never needed a broker
