@@ -93,6 +93,9 @@ class ServiceTable:
         self.services: dict[str, object] = {}
         #: service name -> its metrics, for ``_inspect`` (the node's ``NodeMetrics.snapshot``)
         self.metrics = metrics
+        #: (service, method) -> (the function, its signature): computing a signature costs
+        #: more than the rest of a call's dispatch, and a method's signature does not change.
+        self._signatures: dict[tuple[str, str], tuple[object, inspect.Signature]] = {}
 
     def register(self, service: object) -> str:
         """Add ``service`` (any object with a ``name``); a duplicate name is an error."""
@@ -124,7 +127,7 @@ class ServiceTable:
                 f"You are not allowed to call unexposed method {method_name}.", "PermissionError"
             )
         try:
-            inspect.signature(fn).bind(*args, **kwargs)
+            self._signature_of(service_name, method_name, fn).bind(*args, **kwargs)
         except TypeError as exc:
             raise MethodError(
                 f"Wrong arguments for {service_name}.{method_name}{_signature(fn)}: {exc}",
@@ -134,6 +137,18 @@ class ServiceTable:
         except ValueError:  # no signature available (a builtin): let the call decide
             pass
         return fn  # type: ignore[no-any-return]
+
+    def _signature_of(
+        self, service_name: str, method_name: str, fn: Callable[..., Any]
+    ) -> inspect.Signature:
+        # Keyed on the underlying function too, so a method replaced at run time is re-read.
+        func = getattr(fn, "__func__", fn)
+        cached = self._signatures.get((service_name, method_name))
+        if cached is not None and cached[0] is func:
+            return cached[1]
+        signature = inspect.signature(fn)  # ValueError (no signature) is not cached
+        self._signatures[(service_name, method_name)] = (func, signature)
+        return signature
 
     def listeners(self) -> dict[str, list[Callable[..., Any]]]:
         """Event name → the bound methods listening for it, over every service."""
