@@ -168,6 +168,9 @@ class AmqpWorker:
         self.connections = 0
         self.stopped = threading.Event()
         self.last_error: BaseException | None = None
+        #: Called on the I/O thread after each batch of submitted items is published (the node
+        #: acks a batch of requests there, after their replies).
+        self.on_flushed: Callable[[], None] | None = None
 
     # -- lifecycle (any thread) -------------------------------------------------------------
 
@@ -390,6 +393,8 @@ class AmqpWorker:
             else:
                 self._parked.append(item)
         self._drop_expired_parked()
+        if self.on_flushed is not None:
+            self.on_flushed()
 
     def _drop_expired_parked(self) -> None:
         if not self._parked:

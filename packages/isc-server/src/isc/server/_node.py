@@ -160,6 +160,11 @@ class Node:
         self._consumer_tags: list[str] = []
         self._reconnect_timeout = reconnect_timeout
         self._worker: AmqpWorker | None = None
+        # Acks (I/O loop only): the delivery tags of the current channel whose request runs,
+        # and those finished but not acked yet. See _flush_acks.
+        self._running: set[int] = set()
+        self._finished: list[int] = []
+        self._ack_generation = 0
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -210,6 +215,7 @@ class Node:
             confirms=False,  # replies are safe without: the request's ack follows them
             on_channel_error=self._on_channel_error,
         )
+        self._worker.on_flushed = self._flush_acks
         self._install_signal_handlers()
         self._worker.start()
         self._start_timers()
@@ -340,17 +346,55 @@ class Node:
     ) -> None:
         assert self._worker is not None
         generation = self._worker.generation
+        if generation != self._ack_generation:  # a new channel: its tags start again at 1
+            self._ack_generation = generation
+            self._running.clear()
+            self._finished.clear()
+        self._running.add(method.delivery_tag)
         service = self._queues.get(method.routing_key, "")
         self._pool.spawn(
             self._handle_request, service, generation, method.delivery_tag, properties, body
         )
 
     def _ack(self, generation: int, tag: int) -> None:
+        """Ack a request now (one that gets no reply)."""
+        self._ack_later(generation, tag)
+        self._flush_acks()
+
+    def _ack_later(self, generation: int, tag: int) -> None:
+        """Mark a request finished; the worker acks it once the current batch is published."""
+        if generation == self._ack_generation:
+            self._running.discard(tag)
+            self._finished.append(tag)
+        # else: the channel that delivered it is gone, and the broker redelivers it
+
+    def _flush_acks(self) -> None:
+        """Ack the finished requests, with one ``multiple=True`` ack where that is safe.
+
+        Every delivered tag is running, finished (here) or acked. ``multiple=True`` on tag T
+        acks every unacked tag up to T, so it may cover the finished tags below the oldest
+        running one; a tag that finished ahead of an older running request is acked alone,
+        at once (holding its ack back would hold a prefetch slot while a slow call runs).
+        """
+        finished = self._finished
+        if not finished:
+            return
         worker = self._worker
         channel = worker.channel if worker is not None else None
-        if worker is None or channel is None or worker.generation != generation:
-            return  # the channel that delivered it is gone: the broker redelivers it
-        channel.basic_ack(tag)
+        if worker is None or channel is None or worker.generation != self._ack_generation:
+            finished.clear()  # the channel that delivered them is gone: the broker redelivers
+            return
+        oldest_running = min(self._running) if self._running else None
+        if oldest_running is None:
+            channel.basic_ack(max(finished), multiple=True)
+        else:
+            below = [tag for tag in finished if tag < oldest_running]
+            if below:
+                channel.basic_ack(max(below), multiple=True)
+            for tag in finished:
+                if tag > oldest_running:
+                    channel.basic_ack(tag)
+        finished.clear()
 
     def _handle_request(
         self,
@@ -424,7 +468,7 @@ class Node:
                 out,
                 self.exchange,
                 reply_to,
-                on_published=lambda: self._ack(generation, tag),
+                on_published=lambda: self._ack_later(generation, tag),
             )
         )
 
