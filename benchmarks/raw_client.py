@@ -1,4 +1,9 @@
-"""The raw-pika RPC baseline client: ``BlockingConnection`` and direct reply-to, no isc."""
+"""The raw-pika RPC baseline client: ``BlockingConnection`` and direct reply-to, no isc.
+
+With ``reply="exclusive"`` it receives replies on an exclusive, auto-deleted queue of its own
+instead (what isc's client does, because isclib 1.x nodes can only reach such a queue): the
+bench compares the two reply paths with everything else equal.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,23 @@ REPLY_TO = "amq.rabbitmq.reply-to"
 
 
 class RawClient:
-    """Calls the raw server's queue; replies arrive on ``amq.rabbitmq.reply-to``."""
+    """Calls the raw server's queue; replies arrive on ``amq.rabbitmq.reply-to`` (``direct``)
+    or on an exclusive queue of the client's (``exclusive``)."""
 
-    def __init__(self, url: str, queue: str) -> None:
+    def __init__(self, url: str, queue: str, reply: str = "direct") -> None:
+        if reply not in ("direct", "exclusive"):
+            raise ValueError(f"reply must be 'direct' or 'exclusive', got {reply!r}")
         self.queue = queue
         self.connection = pika.BlockingConnection(pika.URLParameters(url))
         self.channel = self.connection.channel()
         self._next_id = 0
         self._replies: dict[str, bytes] = {}
-        self.channel.basic_consume(REPLY_TO, self._on_reply, auto_ack=True)
+        if reply == "direct":
+            self.reply_to = REPLY_TO
+        else:
+            declared = self.channel.queue_declare("", exclusive=True, auto_delete=True)
+            self.reply_to = declared.method.queue
+        self.channel.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
 
     def _on_reply(
         self, _ch: Any, _method: Any, properties: pika.spec.BasicProperties, body: bytes
@@ -37,7 +50,7 @@ class RawClient:
             self.queue,
             json.dumps({"a": a, "b": b}).encode(),
             pika.BasicProperties(
-                reply_to=REPLY_TO, correlation_id=cid, content_type="application/json"
+                reply_to=self.reply_to, correlation_id=cid, content_type="application/json"
             ),
         )
         return cid

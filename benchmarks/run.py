@@ -153,13 +153,21 @@ class FanoutCounter:
         self.connection.close()
 
 
-def measure_notify(publish: Callable[[int], object], count: int, counter: FanoutCounter) -> Row:
-    """Publish ``count`` notifications; time until the broker has queued every one."""
+def measure_notify(
+    publish: Callable[[int], object],
+    count: int,
+    counter: FanoutCounter,
+    confirmed: Callable[[], object] | None = None,
+) -> Row:
+    """Publish ``count`` notifications; time until the broker has confirmed (when
+    ``confirmed`` is given: it waits for that) and queued every one."""
     counter.purge()
     started = time.perf_counter()
     for i in range(count):
         publish(i)
     published = time.perf_counter() - started
+    if confirmed is not None and not confirmed():
+        raise RuntimeError("the broker did not confirm every notification in time")
     counter.wait_for(count)
     elapsed = time.perf_counter() - started
     counter.purge()
@@ -169,6 +177,12 @@ def measure_notify(publish: Callable[[int], object], count: int, counter: Fanout
         "msgs_per_s": count / elapsed,
         "publish_loop_s": published,
     }
+
+
+def isc_confirms(client: Client) -> Callable[[], object] | None:
+    """``client.flush`` (wait for the broker's confirms) if this isc has publisher confirms."""
+    flush = getattr(client, "flush", None)
+    return (lambda: flush(60)) if callable(flush) else None
 
 
 def isc_slow(client: Client) -> Row:
@@ -215,6 +229,7 @@ def run_round(
     client: Client,
     slow_client: Client,
     raw: RawClient,
+    raw_exclusive: RawClient,
     raw_notify: pika.adapters.blocking_connection.BlockingChannel,
     counters: dict[str, FanoutCounter],
 ) -> dict[str, Any]:
@@ -247,6 +262,36 @@ def run_round(
         )
     )
 
+    # The reply path alone: the same raw client, replies on an exclusive queue vs direct reply-to.
+    def exclusive_call(i: int) -> None:
+        assert raw_exclusive.call(i, 1) == i + 1
+
+    def pipelined_with(client: RawClient) -> Callable[[], Row]:
+        def run() -> Row:
+            done, elapsed = client.pipelined(IN_FLIGHT, s.pipelined)
+            return {"calls": done, "seconds": elapsed, "calls_per_s": done / elapsed}
+
+        return run
+
+    out["reply_path"] = {
+        "sequential": dict(
+            zip(
+                ("exclusive", "direct"),
+                pair(
+                    round_no,
+                    lambda: timed_loop(exclusive_call, s.sequential),
+                    lambda: timed_loop(raw_call, s.sequential),
+                ),
+            )
+        ),
+        "pipelined": dict(
+            zip(
+                ("exclusive", "direct"),
+                pair(round_no, pipelined_with(raw_exclusive), pipelined_with(raw)),
+            )
+        ),
+    }
+
     def raw_publish(i: int) -> None:
         raw_notify.basic_publish(
             RAW_FANOUT,
@@ -261,7 +306,10 @@ def run_round(
             pair(
                 round_no,
                 lambda: measure_notify(
-                    lambda i: client.notify("bench", i), s.notify_count, counters["isc"]
+                    lambda i: client.notify("bench", i),
+                    s.notify_count,
+                    counters["isc"],
+                    isc_confirms(client),
                 ),
                 lambda: measure_notify(raw_publish, s.notify_count, counters["raw"]),
             ),
@@ -297,7 +345,7 @@ def run_round(
     return out
 
 
-def ratio_rows(rounds: list[dict[str, Any]]) -> list[Row]:
+def ratio_rows(rounds: list[dict[str, Any]], confirms: bool) -> list[Row]:
     """Median isc figure, median raw figure and median of the per-round isc/raw ratios."""
     specs: list[tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]], str]] = [
         (
@@ -324,11 +372,27 @@ def ratio_rows(rounds: list[dict[str, Any]]) -> list[Row]:
             "higher",
         ),
         (
-            "notify msgs/s (raw: confirms)",
+            "notify msgs/s (confirmed)" if confirms else "notify msgs/s (isc unconfirmed)",
             lambda r: (r["notify"]["isc"]["msgs_per_s"], r["notify"]["raw"]["msgs_per_s"]),
             "higher",
         ),
     ]
+
+    def reply_path(mode: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+        def get(r: dict[str, Any]) -> tuple[float, float]:
+            figures = r["reply_path"][mode]
+            return figures["exclusive"]["calls_per_s"], figures["direct"]["calls_per_s"]
+
+        return get
+
+    for mode in ("sequential", "pipelined"):
+        specs.append(
+            (
+                f"reply path, raw pika: exclusive queue / direct reply-to, {mode} calls/s",
+                reply_path(mode),
+                "higher",
+            )
+        )
 
     def codec_vs_raw(label: str, codec: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
         def get(r: dict[str, Any]) -> tuple[float, float]:
@@ -479,6 +543,8 @@ def main() -> None:
         slow_client = stack.enter_context(Client(url, exchange=SLOW_EXCHANGE, invoke_timeout=120))
         raw = RawClient(url, RAW_QUEUE)
         stack.callback(raw.close)
+        raw_exclusive = RawClient(url, RAW_QUEUE, reply="exclusive")
+        stack.callback(raw_exclusive.close)
         notify_conn = pika.BlockingConnection(pika.URLParameters(url))
         stack.callback(notify_conn.close)
         raw_notify = notify_conn.channel()
@@ -496,6 +562,7 @@ def main() -> None:
         for i in range(200):
             client.calc.add(i, 1)
             raw.call(i, 1)
+            raw_exclusive.call(i, 1)
         slow_client.calc.add(1, 1)
 
         rounds: list[dict[str, Any]] = []
@@ -503,11 +570,20 @@ def main() -> None:
             t0 = time.perf_counter()
             print(f"==> round {round_no + 1}/{args.rounds}", end="", flush=True)
             rounds.append(
-                run_round(round_no, settings, client, slow_client, raw, raw_notify, counters)
+                run_round(
+                    round_no,
+                    settings,
+                    client,
+                    slow_client,
+                    raw,
+                    raw_exclusive,
+                    raw_notify,
+                    counters,
+                )
             )
             print(f" ({time.perf_counter() - t0:.1f} s)")
 
-    rows = ratio_rows(rounds)
+    rows = ratio_rows(rounds, isc_confirms(client) is not None)
     total = time.perf_counter() - t_start
     text = table(rows)
     print()
@@ -523,7 +599,7 @@ def main() -> None:
             "rounds": args.rounds,
             "quick": args.quick,
             "total_seconds": total,
-            "isc_notify_uses_publisher_confirms": False,
+            "isc_notify_uses_publisher_confirms": isc_confirms(client) is not None,
             "default_codec": "typedjson",
         },
         "summary": rows,
