@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint docs unit client-only integration dist-check test build demo clean docs-api bench soak
+.PHONY: help tools lint docs unit client-only integration dist-check test build demo clean docs-api bench bench-memory soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,11 @@ bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ; writes 
 soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
 	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"
 	$(HATCH) run +py=3.11 +codec=json integration:python benchmarks/soak.py
+
+CALLS ?= 1000000
+bench-memory: $(HATCH) ## client RSS over CALLS sequential calls (default 1,000,000; about 40 min)
+	@echo "==> bench-memory: client RSS over $(CALLS) sequential calls"
+	$(HATCH) run bench:python benchmarks/memory.py --calls $(CALLS)
 
 clean: ## remove tools, environments, build output and caches
 	rm -rf $(TOOLS) dist build .pytest_cache .mypy_cache .ruff_cache .hypothesis
