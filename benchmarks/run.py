@@ -94,6 +94,39 @@ def timed_loop(call: Callable[[int], object], duration: float, min_calls: int = 
     }
 
 
+def process_cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` (Linux) or by this one."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def with_cpu(measure: Callable[[], Row], server_pid: int) -> Callable[[], Row]:
+    """``measure`` plus the CPU time per call of this process (the client) and of the server.
+
+    On a shared machine CPU per call is steadier than calls/s: waiting for a core does not
+    count. Without /proc (not Linux) the figures are left out.
+    """
+
+    def run() -> Row:
+        try:
+            server0 = process_cpu_seconds(server_pid)
+        except OSError:
+            return measure()
+        client0 = process_cpu_seconds()
+        row = measure()
+        client_s = process_cpu_seconds() - client0
+        server_s = process_cpu_seconds(server_pid) - server0
+        row["client_cpu_us_per_call"] = client_s / row["calls"] * 1e6
+        row["server_cpu_us_per_call"] = server_s / row["calls"] * 1e6
+        return row
+
+    return run
+
+
 # -- the isc side ------------------------------------------------------------------------------
 
 
@@ -232,8 +265,9 @@ def run_round(
     raw_exclusive: RawClient,
     raw_notify: pika.adapters.blocking_connection.BlockingChannel,
     counters: dict[str, FanoutCounter],
+    pids: dict[str, int],
 ) -> dict[str, Any]:
-    """One round of every scenario."""
+    """One round of every scenario (``pids``: the isc node's and the raw server's)."""
     out: dict[str, Any] = {}
     client.set_codec(get_codec("typedjson"))
 
@@ -245,8 +279,8 @@ def run_round(
             ("isc", "raw"),
             pair(
                 round_no,
-                lambda: isc_sequential(client, s.sequential),
-                lambda: timed_loop(raw_call, s.sequential),
+                with_cpu(lambda: isc_sequential(client, s.sequential), pids["isc"]),
+                with_cpu(lambda: timed_loop(raw_call, s.sequential), pids["raw"]),
             ),
         )
     )
@@ -258,7 +292,11 @@ def run_round(
     out["pipelined"] = dict(
         zip(
             ("isc", "raw"),
-            pair(round_no, lambda: isc_pipelined(client, s.pipelined), raw_pipelined),
+            pair(
+                round_no,
+                with_cpu(lambda: isc_pipelined(client, s.pipelined), pids["isc"]),
+                with_cpu(raw_pipelined, pids["raw"]),
+            ),
         )
     )
 
@@ -384,6 +422,18 @@ def ratio_rows(rounds: list[dict[str, Any]], confirms: bool) -> list[Row]:
             return figures["exclusive"]["calls_per_s"], figures["direct"]["calls_per_s"]
 
         return get
+
+    def cpu(mode: str, side: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+        def get(r: dict[str, Any]) -> tuple[float, float]:
+            key = f"{side}_cpu_us_per_call"
+            return r[mode]["isc"][key], r[mode]["raw"][key]
+
+        return get
+
+    if all("client_cpu_us_per_call" in r["sequential"]["isc"] for r in rounds):
+        for mode in ("sequential", "pipelined"):
+            for side in ("client", "server"):
+                specs.append((f"{mode} {side} CPU us/call", cpu(mode, side), "lower"))
 
     for mode in ("sequential", "pipelined"):
         specs.append(
@@ -527,13 +577,13 @@ def main() -> None:
             print("==> starting a throwaway RabbitMQ (ISC_URL is not set)")
         url = stack.enter_context(broker())
         print(f"==> broker {redact_url(url)}; starting the isc nodes and the raw server")
-        stack.enter_context(
+        node = stack.enter_context(
             NodeProcess.serve(url, EXCHANGE, "calc:Calc", extra=["--pool", "100", "--allow-pickle"])
         )
         stack.enter_context(
             NodeProcess.serve(url, SLOW_EXCHANGE, "calc:Calc", extra=["--pool", str(SLOW_CALLS)])
         )
-        stack.enter_context(
+        raw_server = stack.enter_context(
             NodeProcess(
                 [sys.executable, str(HERE / "raw_server.py"), url, RAW_QUEUE],
                 ready_line="raw-server-ready",
@@ -579,6 +629,7 @@ def main() -> None:
                     raw_exclusive,
                     raw_notify,
                     counters,
+                    {"isc": node.pid, "raw": raw_server.pid},
                 )
             )
             print(f" ({time.perf_counter() - t0:.1f} s)")
