@@ -17,10 +17,14 @@ NOWHERE = "amqp://guest:secret@127.0.0.1:1/"
 
 
 class FakeChannel:
-    """Records what the worker publishes (the worker only ever calls basic_publish here)."""
+    """Records what the worker publishes and whether it asked for publisher confirms."""
 
     def __init__(self) -> None:
         self.published: list[bytes] = []
+        self.confirm_selects = 0
+
+    def confirm_delivery(self, callback: Any) -> None:
+        self.confirm_selects += 1
 
     def basic_publish(self, exchange: str, key: str, body: bytes, *args: Any, **kw: Any) -> None:
         self.published.append(body)
@@ -80,6 +84,23 @@ def test_notifications_count_until_the_broker_confirms_them(worker: AmqpWorker) 
     worker._on_confirm(ack(3))
     assert worker.buffered == 0
     assert worker.wait_confirmed(0)
+
+
+def test_confirm_mode_starts_with_the_first_notification(worker: AmqpWorker) -> None:
+    request = Outgoing(Envelope(b"call", "json"), "isc", "isc_service_x")
+    worker.submit(request)
+    worker._flush()
+    assert channel(worker).confirm_selects == 0  # calls alone never pay for confirms
+    worker.submit(note(1))
+    worker.submit(Outgoing(Envelope(b"call", "json"), "isc", "isc_service_x"))
+    worker.submit(note(2))
+    worker._flush()
+    assert channel(worker).confirm_selects == 1
+    # Tags count from Confirm.Select: note 1 is tag 1, the call tag 2, note 2 tag 3.
+    worker._on_confirm(ack(1))
+    assert worker.buffered == 1
+    worker._on_confirm(ack(3))
+    assert worker.buffered == 0
 
 
 def test_the_buffer_is_bounded(worker: AmqpWorker) -> None:

@@ -6,9 +6,11 @@ work over through :meth:`AmqpWorker.submit`: the item joins a deque and, if no f
 pending yet, one ``add_callback_threadsafe`` wakes the loop (so a burst of calls costs one
 wake-up, not one per call).
 
-The channel runs in publisher-confirm mode. Items submitted with ``confirm=True``
-(notifications) count against a bounded buffer until the broker confirms them; if the
-connection drops first they are published again after reconnecting (at-least-once).
+Items submitted with ``confirm=True`` (notifications) count against a bounded buffer until
+the broker confirms them; if the connection drops first they are published again after
+reconnecting (at-least-once). The channel enters publisher-confirm mode only when the first
+such item is published, so a client that only makes calls never pays for confirms (the
+broker would ack every request).
 """
 
 from __future__ import annotations
@@ -176,6 +178,7 @@ class AmqpWorker:
         self._flush_scheduled = False
         # Publisher confirms: the channel's publish sequence number -> item awaiting its ack.
         self._publish_seq = 0
+        self._confirm_mode = False  # the current channel is in publisher-confirm mode
         self._unconfirmed: dict[int, Outgoing] = {}
         self._max_buffered = max_buffered
         self._confirms = confirms
@@ -340,8 +343,7 @@ class AmqpWorker:
         channel.add_on_return_callback(self._handle_return)
         self._requeue_unconfirmed()
         self._publish_seq = 0
-        if self._confirms:
-            channel.confirm_delivery(self._on_confirm)
+        self._confirm_mode = False
         self.generation += 1
         self._setup(channel, self._on_ready)
 
@@ -462,6 +464,11 @@ class AmqpWorker:
             expiration=expiration,
         )
         assert self._channel is not None
+        if item.confirm and self._confirms and not self._confirm_mode:
+            # Delivery tags count the messages published after Confirm.Select.
+            self._channel.confirm_delivery(self._on_confirm)
+            self._confirm_mode = True
+            self._publish_seq = 0
         try:
             self._channel.basic_publish(
                 item.exchange, item.key, envelope.body, properties, mandatory=item.mandatory
@@ -470,7 +477,7 @@ class AmqpWorker:
             self._log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
             self._parked.appendleft(item)
             return
-        if self._confirms:
+        if self._confirm_mode:
             self._publish_seq += 1
             if item.confirm:
                 self._unconfirmed[self._publish_seq] = item
