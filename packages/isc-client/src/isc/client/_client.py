@@ -120,6 +120,8 @@ class Client:
         self._lock = threading.Lock()
         self._worker: AmqpWorker | None = None
         self._closed = False
+        self._dropped_replies = 0
+        self._last_worker: AmqpWorker | None = None  # keeps stats readable after stop()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,6 +138,7 @@ class Client:
         """
         with self._lock:
             worker, self._worker = self._worker, None
+            self._last_worker = worker
             self._closed = True
         if worker is not None:
             if worker.buffered:
@@ -166,6 +169,19 @@ class Client:
     def pending_calls(self) -> int:
         """How many calls are waiting for their reply."""
         return len(self._pending)
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters of what this client dropped or sent twice.
+
+        ``dropped_replies``: replies to calls that had already ended (timed out, failed, or a
+        duplicate after a redelivery); ``republished``: notifications published again after a
+        reconnect; ``nacked``: notifications the broker refused once (published again);
+        ``abandoned``: notifications still unconfirmed when the client stopped.
+        """
+        worker = self._worker or self._last_worker
+        counters = dict(worker.stats) if worker is not None else {}
+        return {"dropped_replies": self._dropped_replies, **counters}
 
     @property
     def is_connected(self) -> bool:
@@ -390,6 +406,7 @@ class Client:
         cid = properties.correlation_id
         call = self._pending.pop(cid, None) if cid else None
         if call is None:
+            self._dropped_replies += 1
             log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
             return
         if call.timer is not None:
