@@ -315,3 +315,31 @@ def test_every_command_is_run_or_skipped() -> None:
     assert len(run) + len(SKIPPED) == dollar_lines, (
         "a `$ ` line outside a ```console block is neither run nor skipped: put it in one"
     )
+
+
+@pytest.mark.parametrize(
+    ("expected", "output", "matches"),
+    [
+        (["5"], "5\n", True),
+        (["5"], "6\n", False),
+        (["5"], "5\n6\n", False),
+        ([], "", True),
+        ([], "unexpected\n", False),
+        (["connected in ~11.8 ms"], "connected in 0.4 ms\n", True),
+        (["connected in ~11.8 ms"], "connected in 0.4 s\n", False),
+        (["pid ~4242) over ...:"], "pid 17) over 1m 5s:\n", True),
+        (["service calc", "..."], "service calc\n  a\n  b\n", True),
+        (["service calc", "...", "end"], "service calc\nend\n", True),
+        (["service calc", "...", "end"], "service calc\nx\n", False),
+        (["  add      3  ~1ms"], "  add  3     250us\n", True),
+        (["  add      3  ~1ms"], " add  3  250us\n", False),  # the indentation is exact
+        (["{", "  ...", "}"], "{\n  a\n  b\n}\n", True),
+    ],
+)
+def test_the_wildcards(expected: list[str], output: str, matches: bool) -> None:
+    command = Command("page.md", 1, "isc something", expected)
+    if matches:
+        assert_output(command, output)
+    else:
+        with pytest.raises(AssertionError, match="the page shows"):
+            assert_output(command, output)
