@@ -26,19 +26,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pika
 import pytest
 
 import isc.codecs
 from isc.core.codecs import AbstractCodec
-from isc.core.naming import fanout_exchange_name
 from isc_testing import RabbitMQNode, TcpProxy, wait_for_broker
-from isc_testing.broker import log_tail
+from isc_testing.broker import delete_exchanges, log_tail, unique_exchange_name
 
 ENV_AMQP_URL = "ISC_TEST_AMQP_URL"
 ENV_CODEC = "ISC_TEST_CODEC"
@@ -271,16 +268,9 @@ def amqp_url(pytestconfig: pytest.Config) -> str:
 @pytest.fixture
 def exchange(amqp_url: str) -> Iterator[str]:
     """A unique isc exchange name for one test; its two exchanges are deleted afterwards."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"isc_test_{worker}_{uuid.uuid4().hex[:8]}"
+    name = unique_exchange_name()
     yield name
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    try:
-        channel = connection.channel()
-        channel.exchange_delete(name)
-        channel.exchange_delete(fanout_exchange_name(name))
-    finally:
-        connection.close()
+    delete_exchanges(amqp_url, name)
 
 
 @pytest.fixture(params=_codec_names())

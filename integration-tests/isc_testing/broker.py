@@ -13,9 +13,11 @@ from isc.client.testing.broker import (
     BrokerStartError,
     RabbitMQNode,
     amqp_handshake,
+    delete_exchanges,
     free_port,
     log_tail,
     process_group_rss,
+    unique_exchange_name,
     wait_for_broker,
 )
 
@@ -26,8 +28,10 @@ __all__ = [
     "BrokerStartError",
     "RabbitMQNode",
     "amqp_handshake",
+    "delete_exchanges",
     "free_port",
     "log_tail",
     "process_group_rss",
+    "unique_exchange_name",
     "wait_for_broker",
 ]

@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import uuid
 import weakref
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
@@ -38,6 +39,8 @@ from typing import IO, Any, Callable
 
 import pika
 import pika.exceptions
+
+from isc.core import fanout_exchange_name
 
 from .waiting import Deadline
 
@@ -48,9 +51,11 @@ __all__ = [
     "BrokerStartError",
     "RabbitMQNode",
     "amqp_handshake",
+    "delete_exchanges",
     "free_port",
     "log_tail",
     "process_group_rss",
+    "unique_exchange_name",
     "wait_for_broker",
 ]
 
@@ -64,6 +69,8 @@ LOCALHOST = "127.0.0.1"
 _RESERVED_PORTS = frozenset({4369, 5672, 15672, 25672, *range(35672, 35683)})
 
 _node_counter = itertools.count(1)
+
+log = logging.getLogger(__name__)
 
 
 class BrokerError(RuntimeError):
@@ -107,6 +114,27 @@ def _quiet_pika() -> Iterator[None]:
             _quiet_depth -= 1
             if _quiet_depth == 0:
                 logger.setLevel(_quiet_saved_level)
+
+
+def unique_exchange_name(prefix: str = "isc_test") -> str:
+    """An isc exchange name no other test uses (it names the xdist worker, if any)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{prefix}_{worker}_{uuid.uuid4().hex[:12]}"
+
+
+def delete_exchanges(url: str, exchange: str) -> None:
+    """Delete isc ``exchange`` and its fanout twin; a broker that is gone gets a log line."""
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        log.warning("could not delete exchange %s after the test: %r", exchange, exc)
+        return
+    try:
+        channel = connection.channel()
+        channel.exchange_delete(exchange)
+        channel.exchange_delete(fanout_exchange_name(exchange))
+    finally:
+        connection.close()
 
 
 def amqp_handshake(url: str, timeout: float = 5.0) -> None:

@@ -30,16 +30,21 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import uuid
 from collections.abc import Iterator
 
 import pika
 import pika.exceptions
 import pytest
 
-from isc.core import fanout_exchange_name, redact_url
+from isc.core import redact_url
 
-from .broker import DEFAULT_BIN_DIR, RabbitMQNode, amqp_handshake
+from .broker import (
+    DEFAULT_BIN_DIR,
+    RabbitMQNode,
+    amqp_handshake,
+    delete_exchanges,
+    unique_exchange_name,
+)
 
 __all__ = ["ENV_AMQP_URL", "ENV_REQUIRE_BROKER", "IscBroker"]
 
@@ -104,22 +109,6 @@ def isc_amqp_url(isc_broker: IscBroker) -> str:
 @pytest.fixture
 def isc_exchange(isc_amqp_url: str) -> Iterator[str]:
     """A unique isc exchange name for one test; its exchanges are deleted afterwards."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"isc_test_{worker}_{uuid.uuid4().hex[:12]}"
+    name = unique_exchange_name()
     yield name
-    _delete_exchanges(isc_amqp_url, name)
-
-
-def _delete_exchanges(url: str, exchange: str) -> None:
-    """Delete ``exchange`` and its fanout twin; a broker that is gone only gets a log line."""
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(url))
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        log.warning("could not delete exchange %s after the test: %r", exchange, exc)
-        return
-    try:
-        channel = connection.channel()
-        channel.exchange_delete(exchange)
-        channel.exchange_delete(fanout_exchange_name(exchange))
-    finally:
-        connection.close()
+    delete_exchanges(isc_amqp_url, name)
