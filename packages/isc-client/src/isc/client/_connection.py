@@ -156,6 +156,7 @@ class AmqpWorker:
         max_buffered: int = 10_000,
         confirms: bool = True,
         on_channel_error: Callable[[BaseException], None] | None = None,
+        ioloop_factory: Callable[[], IOLoop] | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
@@ -171,7 +172,8 @@ class AmqpWorker:
         self._name = name
         self._log = logger or log
 
-        self._ioloop = IOLoop()
+        # The node passes a gevent-aware loop (isc.server); the client never imports gevent.
+        self._ioloop = ioloop_factory() if ioloop_factory is not None else IOLoop()
         self._thread: threading.Thread | None = None
         self._inbox: collections.deque[Outgoing] = collections.deque()
         self._parked: collections.deque[Outgoing] = collections.deque()

@@ -47,6 +47,7 @@ from isc.core import (
     validate_exchange_name,
 )
 
+from ._geventloop import GeventIOLoop
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
@@ -214,6 +215,7 @@ class Node:
             logger=log,
             confirms=False,  # replies are safe without: the request's ack follows them
             on_channel_error=self._on_channel_error,
+            ioloop_factory=GeventIOLoop,
         )
         self._worker.on_flushed = self._flush_acks
         self._install_signal_handlers()
