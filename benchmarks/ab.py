@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("trees", nargs="*", type=Path)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--measure", nargs=5, metavar=("URL", "EXCHANGE", "MODE", "S", "PID"))
     args = parser.parse_args()
     if args.measure:
@@ -102,6 +103,7 @@ def main() -> None:
                 NodeProcess.serve(url, f"ab-{name}", "calc:Calc", extra=["--pool", "100"])
             )
             pids[name] = node.pid
+            print(f"node {name}: pid {node.pid}", flush=True)
         if saved is None:
             os.environ.pop("PYTHONPATH")
         else:
@@ -109,7 +111,7 @@ def main() -> None:
         for r in range(args.rounds):
             order = ("A", "B") if r % 2 == 0 else ("B", "A")
             result: dict[str, dict[str, dict[str, Any]]] = {}
-            for mode in MODES:
+            for mode in args.modes:
                 result[mode] = {}
                 for name in order:
                     result[mode][name] = child(
@@ -118,7 +120,7 @@ def main() -> None:
             rounds.append(result)
             print(f"round {r + 1}: " + json.dumps(result), flush=True)
     print(f"\nB/A, median of {len(rounds)} rounds (range): A={trees['A']} B={trees['B']}")
-    for mode in MODES:
+    for mode in args.modes:
         for metric in METRICS:
             ratios = [rd[mode]["B"][metric] / rd[mode]["A"][metric] for rd in rounds]
             a_med = statistics.median(rd[mode]["A"][metric] for rd in rounds)
