@@ -1,11 +1,14 @@
-"""The worker's connection writes a batch of frames as one buffer (no broker)."""
+"""The worker's connection writes a batch of frames as one buffer, straight to the socket when
+nothing is queued (no broker)."""
 
 from __future__ import annotations
+
+import socket
 
 import pika.adapters.base_connection
 import pytest
 
-from isc.client._connection import _BatchingConnection
+from isc.client._connection import _AsyncPlaintextTransport, _BatchingConnection, _direct_socket
 
 
 @pytest.fixture
@@ -40,3 +43,64 @@ def test_frames_outside_a_batch_go_out_at_once(written: list[bytes]) -> None:
     connection.start_batch()
     connection.end_batch()  # an empty batch writes nothing
     assert written == [b"heartbeat"]
+
+
+class _Plain(_AsyncPlaintextTransport):  # type: ignore[misc,valid-type]
+    """A stand-in with only what the direct write looks at (it is not the exact class)."""
+
+
+def plain_transport(sock: socket.socket, queued: int = 0) -> object:
+    transport = _AsyncPlaintextTransport.__new__(_AsyncPlaintextTransport)
+    transport._sock = sock
+    transport._state = transport._STATE_ACTIVE
+    transport._tx_buffered_byte_count = queued
+    return transport
+
+
+def test_pika_still_has_the_transport_the_direct_write_relies_on() -> None:
+    assert _AsyncPlaintextTransport is not None
+    with socket.socket() as sock:
+        transport = plain_transport(sock)
+        assert transport.get_write_buffer_size() == 0  # type: ignore[attr-defined]
+        assert _direct_socket(transport) is sock
+
+
+def test_a_frame_goes_straight_to_the_socket_when_nothing_is_queued(
+    written: list[bytes],
+) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        connection = _BatchingConnection.__new__(_BatchingConnection)
+        connection._transport = plain_transport(ours)
+        connection._adapter_emit_data(b"frame")
+        assert peer.recv(100) == b"frame"
+        assert written == []  # pika's transport was not involved
+
+
+def test_what_the_socket_does_not_take_is_left_to_the_transport(written: list[bytes]) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        connection = _BatchingConnection.__new__(_BatchingConnection)
+        connection._transport = plain_transport(ours)
+        data = b"x" * (8 * 1024 * 1024)  # more than a socket buffer holds
+        connection._adapter_emit_data(data)
+        assert len(written) == 1
+        assert 0 < len(written[0]) < len(data)
+        assert data.endswith(written[0])
+
+
+def test_queued_data_keeps_its_place(written: list[bytes]) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        connection = _BatchingConnection.__new__(_BatchingConnection)
+        connection._transport = plain_transport(ours, queued=10)
+        connection._adapter_emit_data(b"later")
+        assert written == [b"later"]
+
+
+def test_tls_and_unknown_transports_are_written_by_pika() -> None:
+    assert _direct_socket(object()) is None
+    assert _direct_socket(None) is None
+    assert _direct_socket(_Plain.__new__(_Plain)) is None

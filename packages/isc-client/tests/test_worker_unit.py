@@ -189,3 +189,27 @@ def test_connection_errors_are_reported_by_their_root_cause() -> None:
     assert root_cause(wrapped) is cause
     plain = ValueError("x")
     assert root_cause(plain) is plain
+
+
+def test_a_submitting_thread_publishes_itself_while_the_loop_waits(worker: AmqpWorker) -> None:
+    worker.submit(note(1))  # the loop is not running: its lock is free, as while it waits
+    assert channel(worker).published == [b"1"]
+
+
+def test_a_batch_is_left_to_the_loop(worker: AmqpWorker) -> None:
+    worker.submit(note(1), batch=True)
+    worker.submit(note(2), batch=True)
+    assert channel(worker).published == []
+    worker._flush()  # what the loop's next pass does
+    assert channel(worker).published == [b"1", b"2"]
+
+
+def test_a_busy_loop_publishes_on_its_next_pass(worker: AmqpWorker) -> None:
+    assert worker._shared is not None
+    with worker._shared.lock:  # the loop thread holds it while it works
+        submitter = threading.Thread(target=worker.submit, args=(note(1),))
+        submitter.start()
+        submitter.join(5)
+        assert channel(worker).published == []
+    worker._flush()
+    assert channel(worker).published == [b"1"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from isc.server import Node
+from isc.server import Node, expose
 from isc.server._services import MethodError, ServiceTable
 
 
@@ -94,3 +94,57 @@ def test_method_signatures_are_read_again_when_a_method_is_replaced() -> None:
     assert services.method("calc", "add", (1, 2, 3), {})(1, 2, 3) == 6
     with pytest.raises(MethodError, match="Wrong arguments"):
         services.method("calc", "add", (1, 2), {})
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "fits"),
+    [
+        ((1,), {}, True),
+        ((1, 2), {}, True),
+        ((1, 2, 3), {}, True),
+        ((), {}, False),
+        ((1, 2, 3, 4), {}, False),
+        ((1,), {"b": 2}, True),
+        ((1,), {"x": 2}, False),
+        ((), {"a": 1}, True),
+    ],
+)
+def test_arguments_are_checked_with_and_without_keywords(
+    args: tuple[int, ...], kwargs: dict[str, int], fits: bool
+) -> None:
+    class Svc:
+        name = "svc"
+
+        @expose
+        def m(self, a: int, b: int = 0, c: int = 0) -> int:
+            return a + b + c
+
+    services = ServiceTable("isc")
+    services.register(Svc())
+    if fits:
+        assert services.method("svc", "m", args, kwargs)(*args, **kwargs) >= 0
+    else:
+        with pytest.raises(MethodError, match="Wrong arguments"):
+            services.method("svc", "m", args, kwargs)
+
+
+def test_required_keyword_only_and_varargs_are_checked() -> None:
+    class Svc:
+        name = "svc"
+
+        @expose
+        def kw(self, *, token: str) -> str:
+            return token
+
+        @expose
+        def many(self, first: int, *rest: int) -> int:
+            return first + sum(rest)
+
+    services = ServiceTable("isc")
+    services.register(Svc())
+    with pytest.raises(MethodError, match="Wrong arguments"):
+        services.method("svc", "kw", (), {})
+    assert services.method("svc", "kw", (), {"token": "t"})(token="t") == "t"
+    assert services.method("svc", "many", (1, 2, 3, 4), {})(1, 2, 3, 4) == 10
+    with pytest.raises(MethodError, match="Wrong arguments"):
+        services.method("svc", "many", (), {})

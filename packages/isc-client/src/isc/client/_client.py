@@ -44,7 +44,7 @@ __all__ = ["Client", "ServiceProxy", "MethodProxy"]
 
 log = logging.getLogger("isc.client")
 
-#: Extra seconds a blocked caller waits beyond its timeout before giving up on the I/O thread.
+#: How long a caller whose call just timed out waits for the reply another thread is handling.
 _CALLER_GRACE = 0.25
 
 #: After a reconnect, nodes may still be redeclaring their queues (a restarted broker forgets
@@ -258,13 +258,22 @@ class Client:
     ) -> Any:
         """Like :meth:`invoke`, with explicit arguments and a per-call ``timeout``."""
         timeout = self._invoke_timeout if timeout is None else _check_timeout(timeout)
-        future = self.call_async(service, method, args, kwargs, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        # No timer on the I/O thread: this thread waits, and expires the call itself.
+        future = self._send(service, method, args, kwargs, timeout, timer=False)
+        worker = self._worker
+        if worker is not None and not future.done():
+            # If the I/O thread is idle, wait for the reply on this thread: no hand-over.
+            worker.run_until(future.done, timeout)
         try:
-            return future.result(timeout + _CALLER_GRACE)
+            return future.result(max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            # The I/O thread should have expired the call already; do it here instead.
-            self._pending.pop(future.extra["correlation_id"], None)
-            raise self._timeout_error(future.cannonical_name, timeout) from None
+            if self._pending.pop(future.extra["correlation_id"], None) is None:
+                # The reply came in just now.
+                return future.result(_CALLER_GRACE)
+            error = self._timeout_error(future.cannonical_name, timeout)
+            future.reject(error)
+            raise error from None
 
     def call_async(
         self,
@@ -276,8 +285,21 @@ class Client:
         timeout: float | None = None,
     ) -> FutureResult:
         """Like :meth:`invoke_async`, with explicit arguments and a per-call ``timeout``."""
-        validate_service_name(self._exchange, service)
         timeout = self._invoke_timeout if timeout is None else _check_timeout(timeout)
+        return self._send(service, method, args, kwargs, timeout, timer=True)
+
+    def _send(
+        self,
+        service: str,
+        method: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        timeout: float,
+        *,
+        timer: bool,
+    ) -> FutureResult:
+        """Send a call; with ``timer``, the I/O thread fails it after ``timeout`` seconds."""
+        validate_service_name(self._exchange, service)
         codec = self._codec
         name = f"{service}.{method}"
         deadline = time.time() + timeout
@@ -306,7 +328,7 @@ class Client:
             wants_reply=True,
             expiration_at=time.monotonic() + timeout,
             on_sent=on_sent,
-            on_taken=lambda: self._arm_timer(worker, cid, call),
+            on_taken=(lambda: self._arm_timer(worker, cid, call)) if timer else None,
         )
         worker.submit(call.outgoing)
         return future

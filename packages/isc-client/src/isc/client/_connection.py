@@ -37,6 +37,8 @@ from isc.core import (
     redact_url,
 )
 
+from ._threadloop import SharedIOLoop, shared_ioloop
+
 __all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
 
 log = logging.getLogger("isc.client")
@@ -103,14 +105,20 @@ def received_envelope(properties: pika.spec.BasicProperties, body: bytes) -> Env
 
 
 class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
-    """A ``SelectConnection`` that can hand its transport one buffer for many frames.
+    """A ``SelectConnection`` that writes at once, and can write many frames as one buffer.
 
     pika gives the transport every frame on its own, and the transport sends each with its
     own ``send()``: a published message is three system calls (method, header, body) and three
     TCP segments, an ack a fourth. Between :meth:`start_batch` and :meth:`end_batch` the worker
     collects the frames of a whole batch of publishes and acks and writes them as one buffer.
+
+    pika's transport also never sends right away: it queues the data, asks the poller to
+    watch the socket for writability and sends on the next pass of the loop, which costs two
+    poller changes and a pass per write. When nothing is queued, :meth:`_write` sends the data
+    itself and hands the transport only what the socket did not take.
     (``_adapter_emit_data`` is pika's single exit for outgoing bytes in every 1.x release; were
-    it ever renamed, frames would simply go out one by one again.)
+    it ever renamed, frames would simply go out one by one again, and if the transport's
+    internals changed, :func:`_direct_socket` finds no socket and pika sends as it always did.)
     """
 
     _isc_batch: list[bytes] | None = None
@@ -123,14 +131,44 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
         """Hand the frames collected since :meth:`start_batch` to the transport at once."""
         batch, self._isc_batch = self._isc_batch, None
         if batch:
-            super()._adapter_emit_data(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._write(batch[0] if len(batch) == 1 else b"".join(batch))
 
     def _adapter_emit_data(self, data: bytes) -> None:
         batch = self._isc_batch
         if batch is None:
-            super()._adapter_emit_data(data)
+            self._write(data)
         else:
             batch.append(data)
+
+    def _write(self, data: bytes) -> None:
+        sock = _direct_socket(getattr(self, "_transport", None))
+        if sock is not None:
+            try:
+                sent = sock.send(data)
+            except OSError:  # would block, or broken: the transport handles both as usual
+                sent = 0
+            if sent >= len(data):
+                return
+            data = data[sent:]
+        super()._adapter_emit_data(data)
+
+
+try:
+    from pika.adapters.utils.io_services_utils import _AsyncPlaintextTransport
+except ImportError:  # pragma: no cover - a pika without this class: no direct writes
+    _AsyncPlaintextTransport = None
+
+
+def _direct_socket(transport: Any) -> Any:
+    """The plain TCP socket to write to directly, if ``transport`` has nothing queued."""
+    if _AsyncPlaintextTransport is None or type(transport) is not _AsyncPlaintextTransport:
+        return None  # TLS (its writes may need reads) or an unknown transport: pika writes
+    try:
+        if transport._state != transport._STATE_ACTIVE or transport.get_write_buffer_size():
+            return None
+        return transport._sock
+    except AttributeError:  # pragma: no cover - pika's internals changed
+        return None
 
 
 ReturnHandler = Callable[[pika.spec.Basic.Return, pika.spec.BasicProperties], None]
@@ -173,7 +211,15 @@ class AmqpWorker:
         self._log = logger or log
 
         # The node passes a gevent-aware loop (isc.server); the client never imports gevent.
-        self._ioloop = ioloop_factory() if ioloop_factory is not None else IOLoop()
+        # A client's own loop is a SharedIOLoop where it can be: callers then publish on
+        # their own thread instead of waking the I/O thread (see submit()).
+        if ioloop_factory is not None:
+            self._ioloop = ioloop_factory()
+        else:
+            self._ioloop = shared_ioloop() or IOLoop()
+        self._shared: SharedIOLoop | None = (
+            self._ioloop if isinstance(self._ioloop, SharedIOLoop) else None
+        )
         self._thread: threading.Thread | None = None
         self._inbox: collections.deque[Outgoing] = collections.deque()
         self._parked: collections.deque[Outgoing] = collections.deque()
@@ -223,8 +269,10 @@ class AmqpWorker:
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
-    def submit(self, item: Outgoing) -> None:
-        """Queue ``item`` for publishing (thread-safe).
+    def submit(self, item: Outgoing, *, batch: bool = False) -> None:
+        """Publish ``item`` (thread-safe): at once from this thread when the loop is shared
+        and waiting, else on the loop's next pass. ``batch=True`` (more items will follow
+        soon) always leaves it to the loop, which publishes what has gathered in one write.
 
         Raises :class:`BufferFullError` when ``item.confirm`` is set and ``max_buffered``
         confirmed items are already waiting for the broker.
@@ -241,6 +289,21 @@ class AmqpWorker:
                     )
                 self._buffered += 1
         self._inbox.append(item)
+        shared = self._shared
+        if (
+            shared is not None
+            and not batch
+            and not shared.in_loop()
+            and shared.lock.acquire(blocking=False)
+        ):
+            # The loop is waiting for I/O: publish from this thread, without waking it.
+            try:
+                if self._inbox:
+                    self._flush()
+            finally:
+                shared.lock.release()
+            return
+        # The loop is busy (it flushes the whole inbox on its next pass), or not shared.
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._ioloop.add_callback_threadsafe(self._flush)
@@ -263,12 +326,36 @@ class AmqpWorker:
                 self._buffer_changed.notify_all()
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` on the I/O thread (thread-safe)."""
+        """Run ``callback`` as if on the I/O thread (thread-safe): on this thread at once when
+        the loop is shared and waiting, else on the loop soon."""
+        shared = self._shared
+        if shared is not None and not shared.in_loop() and shared.lock.acquire(blocking=False):
+            try:
+                callback()
+            finally:
+                shared.lock.release()
+            return
         self._ioloop.add_callback_threadsafe(callback)
 
+    def run_until(self, done: Callable[[], bool], timeout: float) -> None:
+        """Run the loop on this thread until ``done()`` or ``timeout`` seconds, if the loop is
+        shared and waiting (a blocked caller then reads its own reply); else return at once."""
+        shared = self._shared
+        if shared is None or shared.in_loop() or not shared.lock.acquire(blocking=False):
+            return
+        try:
+            shared.drive(done, timeout)
+        finally:
+            shared.lock.release()
+
     def call_later(self, delay: float, callback: Callable[[], None]) -> object:
-        """Schedule ``callback`` on the I/O thread; only call this from the I/O thread."""
-        return self._ioloop.call_later(delay, callback)
+        """Schedule ``callback`` on the I/O thread; only call this on the I/O thread (or
+        holding the shared loop's lock, as :meth:`submit`'s callbacks do)."""
+        handle = self._ioloop.call_later(delay, callback)
+        shared = self._shared
+        if shared is not None and not shared.in_loop():
+            shared.wake_if_later_than(time.monotonic() + delay)
+        return handle
 
     def cancel_timer(self, handle: object) -> None:
         """Cancel a timer from :meth:`call_later`; only call this from the I/O thread."""

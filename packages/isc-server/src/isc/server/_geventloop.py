@@ -20,7 +20,10 @@ from typing import Any
 
 import gevent
 import gevent.hub
-from pika.adapters.select_connection import IOLoop, PollEvents, _PollerBase
+import gevent.lock
+from pika.adapters.select_connection import PollEvents, _PollerBase
+
+from isc.client._threadloop import SharedIOLoop, SharedPollerMixin
 
 __all__ = ["GeventIOLoop", "GeventPoller"]
 
@@ -38,12 +41,13 @@ def _to_gevent(events: int) -> int:
     return mask
 
 
-class GeventPoller(_PollerBase):  # type: ignore[misc]
+class GeventPoller(SharedPollerMixin, _PollerBase):  # type: ignore[misc]
     """A pika poller with one persistent gevent io watcher per file descriptor.
 
     Ready events are collected by the watchers' callbacks (on the hub) into a map that the
     next :meth:`poll` dispatches; :meth:`poll` only blocks, on a gevent ``Waiter``, when
-    nothing is ready and no callback is pending.
+    nothing is ready and no callback is pending. While it blocks, its :attr:`lock` (a gevent
+    semaphore) is free: a request greenlet that takes it may publish its reply itself.
     """
 
     def __init__(
@@ -57,7 +61,12 @@ class GeventPoller(_PollerBase):  # type: ignore[misc]
         self._waiter: gevent.hub.Waiter[Any] | None = None  # set while poll() blocks
         self._async: Any = None  # the thread-safe wake-up watcher
         self._woken = False
+        self._init_shared(gevent.lock.Semaphore())
         super().__init__(get_wait_seconds, process_timeouts)
+
+    @staticmethod
+    def _current() -> object:
+        return gevent.getcurrent()
 
     # -- waking up --------------------------------------------------------------------------
 
@@ -84,15 +93,15 @@ class GeventPoller(_PollerBase):  # type: ignore[misc]
     def poll(self) -> None:
         """Dispatch the ready events, first waiting for some (or a timer) if there are none."""
         if not self._ready and not self._woken:
-            delay = self._get_max_wait()
-            if delay > 0:
-                self._wait(delay)
+            self._released_wait(self._wait)
         self._woken = False
         ready, self._ready = self._ready, {}
         if ready:
             self._dispatch_fd_events(ready)
 
     def _wait(self, delay: float) -> None:
+        if delay <= 0:
+            return
         waiter: gevent.hub.Waiter[Any] = gevent.hub.Waiter()
         timer = self._loop.timer(delay)
         timer.start(waiter.switch, None)
@@ -169,7 +178,7 @@ class GeventPoller(_PollerBase):  # type: ignore[misc]
             watcher.close()
 
 
-class GeventIOLoop(IOLoop):  # type: ignore[misc]
+class GeventIOLoop(SharedIOLoop):
     """pika's ``IOLoop`` running on gevent's hub through a :class:`GeventPoller`."""
 
     @staticmethod

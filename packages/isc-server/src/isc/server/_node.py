@@ -465,13 +465,16 @@ class Node:
             log.error("cannot send the reply of %s (correlation id %r): %s", service, cid, exc)
             self.metrics.count("unsendable_replies")
             out = Reply.from_exception(cid, exc).encode(codec)
+        # Alone, the reply goes out at once from this greenlet; with other requests running,
+        # the loop gathers the replies that finish together into one write and one ack.
         self._worker.submit(
             Outgoing(
                 out,
                 self.exchange,
                 reply_to,
                 on_published=lambda: self._ack_later(generation, tag),
-            )
+            ),
+            batch=len(self._running) > 1,
         )
 
     def _execute(self, service: str, request: Request) -> Reply:

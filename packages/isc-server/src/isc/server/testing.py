@@ -254,7 +254,7 @@ class _ReplyCatcher:
     def call_soon(self, fn: Callable[[], Any]) -> None:
         """Acknowledgements: nothing to do without a broker."""
 
-    def submit(self, outgoing: Outgoing) -> None:
+    def submit(self, outgoing: Outgoing, *, batch: bool = False) -> None:
         """Keep the reply instead of publishing it."""
         self.replies.append(outgoing.envelope)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from isc.client._client import DEFAULT_MAX_MESSAGE_SIZE, Client, _check_timeout
+from isc.client._client import DEFAULT_MAX_MESSAGE_SIZE, Client
 from isc.client._future import FutureResult
 from isc.core import (
     DEFAULT_EXCHANGE,
@@ -115,19 +115,19 @@ class FakeClient(Client):
         """True until :meth:`stop`."""
         return not self._closed
 
-    def call_async(
+    def _send(
         self,
         service: str,
         method: str,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        timeout: float,
         *,
-        timeout: float | None = None,
+        timer: bool,
     ) -> FutureResult:
-        """Record the call and return a future already holding its answer (see :meth:`answer`)."""
+        """Record the call and return a future already holding its answer (see :meth:`answer`);
+        every way of calling (``invoke``, ``call``, ``call_async``, proxies) ends here."""
         validate_service_name(self._exchange, service)
-        if timeout is not None:
-            _check_timeout(timeout)
         self._check_open()
         codec = self._codec
         envelope = Request(method, tuple(args), dict(kwargs or {})).encode(codec)

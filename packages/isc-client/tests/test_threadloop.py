@@ -1,0 +1,138 @@
+"""The shared I/O loop: other threads may use it while it waits, or drive it (no broker)."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import types
+from collections.abc import Iterator
+
+import pytest
+from pika.adapters.select_connection import PollEvents
+
+from isc.client import _threadloop
+from isc.client._threadloop import SharedIOLoop, shared_ioloop
+
+pytestmark = pytest.mark.skipif(not hasattr(_threadloop.select, "epoll"), reason="needs epoll")
+
+
+class Running:
+    """A SharedIOLoop running on its own thread, with a socket pair watched for reading."""
+
+    def __init__(self) -> None:
+        self.loop = SharedIOLoop()
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.read_on: list[int] = []  # the thread that handled each readable event
+        self.handled = threading.Event()
+        self.loop.add_handler(self.reader.fileno(), self._on_readable, PollEvents.READ)
+        self.thread = threading.Thread(target=self.loop.start, daemon=True)
+
+    def _on_readable(self, fd: int, events: int) -> None:
+        self.reader.recv(100)
+        self.read_on.append(threading.get_ident())
+        self.handled.set()
+
+    def waiting(self) -> None:
+        """Block until the loop thread waits for I/O (it holds the lock otherwise)."""
+        for _ in range(200):
+            if self.loop._poller.waiting_until:
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the loop never started waiting")
+
+
+@pytest.fixture
+def running() -> Iterator[Running]:
+    r = Running()
+    r.thread.start()
+    r.waiting()
+    yield r
+    r.loop.add_callback_threadsafe(r.loop.stop)
+    r.thread.join(5)
+    r.loop.close()
+    r.reader.close()
+    r.writer.close()
+
+
+def test_a_waiting_loop_can_be_entered_and_holds_its_events_until_released(
+    running: Running,
+) -> None:
+    assert running.loop.lock.acquire(timeout=5)
+    try:
+        assert not running.loop.in_loop()
+        running.writer.send(b"x")
+        # The loop thread wakes up but must not dispatch while this thread holds the lock.
+        assert not running.handled.wait(0.2)
+    finally:
+        running.loop.lock.release()
+    assert running.handled.wait(5)
+    assert running.read_on == [running.thread.ident]
+
+
+def test_a_driving_thread_handles_the_events_itself_then_hands_the_loop_back(
+    running: Running,
+) -> None:
+    assert running.loop.lock.acquire(timeout=5)
+    try:
+        running.writer.send(b"x")
+        assert running.loop.drive(running.handled.is_set, 5)
+    finally:
+        running.loop.lock.release()
+    assert running.read_on == [threading.get_ident()]  # not the loop thread's
+    running.handled.clear()
+    running.writer.send(b"y")  # after drive() the loop thread gets the events again
+    assert running.handled.wait(5)
+    assert running.read_on[1] == running.thread.ident
+
+
+def test_the_driver_is_in_the_loop_while_it_drives(running: Running) -> None:
+    seen: list[bool] = []
+    running.loop.add_callback_threadsafe(lambda: None)
+    with running.loop.lock:
+
+        def until() -> bool:
+            seen.append(running.loop.in_loop())
+            return len(seen) > 1
+
+        running.loop.drive(until, 5)
+    assert seen == [True, True]
+    assert not running.loop.in_loop()
+
+
+def test_drive_gives_up_at_its_timeout(running: Running) -> None:
+    with running.loop.lock:
+        assert running.loop.drive(lambda: False, 0.05)
+
+
+def test_a_timer_added_from_outside_wakes_the_loop_when_it_is_due_first(
+    running: Running,
+) -> None:
+    fired = threading.Event()
+    with running.loop.lock:  # the loop waits up to 5 s (pika's longest wait): too long
+        running.loop.call_later(0.01, fired.set)
+        running.loop.wake_if_later_than(_threadloop.time.monotonic() + 0.01)
+    assert fired.wait(3)
+
+
+def test_a_loop_that_is_not_running_cannot_be_driven() -> None:
+    loop = SharedIOLoop()
+    try:
+        with loop.lock:
+            assert not loop.drive(lambda: False, 0.01)
+    finally:
+        loop.close()
+
+
+def test_no_shared_loop_under_gevent_monkey_patching(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = types.ModuleType("gevent.monkey")
+    fake.is_module_patched = lambda name: name == "select"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "gevent.monkey", fake)
+    assert shared_ioloop() is None
+
+
+def test_a_shared_loop_without_gevent() -> None:
+    loop = shared_ioloop()
+    assert isinstance(loop, SharedIOLoop)
+    loop.close()
