@@ -18,9 +18,10 @@ from isc.client import (
     PickleCodec,
     RemoteException,
     ServiceProxy,
+    TimeoutException,
     TypedJSONCodec,
 )
-from isc.core import ConfigurationError, EncodeError
+from isc.core import ConfigurationError, EncodeError, Reply
 
 # A port nothing listens on: these tests never reach a broker.
 NOWHERE = "amqp://guest:guest@127.0.0.1:1/"
@@ -182,3 +183,61 @@ class TestTracePropagation:
         assert "traceparent" not in headers[0]
         assert [h.get("traceparent") for h in headers[1:]] == [expected, expected]
         assert all(h["x-isc-version"] == 2 for h in headers)
+
+
+@pytest.fixture
+def no_collector() -> Any:
+    """Objects only the cycle collector could free land in ``gc.garbage`` instead."""
+    import gc
+
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield gc
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def _leftover_calls(gc: Any) -> list[str]:
+    gc.collect()
+    names = ("_PendingCall", "FutureResult", "Outgoing")
+    return [type(o).__name__ for o in gc.garbage if type(o).__name__ in names]
+
+
+def test_an_answered_call_is_freed_without_the_cycle_collector(no_collector: Any) -> None:
+    import pika
+
+    client = Client(NOWHERE, reconnect_timeout=0)
+    try:
+        for n in range(3):
+            future = client.call_async("calc", "add", (n, 1), timeout=30)
+            cid = future.extra["correlation_id"]
+            reply = Reply.success(cid, n + 1).encode(TypedJSONCodec())
+            properties = pika.BasicProperties(
+                content_type=reply.content_type, correlation_id=cid, headers=reply.headers
+            )
+            client._on_reply(properties, reply.body)  # what the reply queue's consumer does
+            assert future.result(0) == n + 1
+            del future
+        assert client.pending_calls == 0
+        assert _leftover_calls(no_collector) == []
+    finally:
+        client.stop()
+
+
+def test_a_call_that_timed_out_is_freed_without_the_cycle_collector(no_collector: Any) -> None:
+    client = Client(NOWHERE, reconnect_timeout=0)
+    try:
+        with pytest.raises(TimeoutException):
+            client.calc.add.with_timeout(0.05)(1, 1)
+        future = client.call_async("calc", "add", (1, 1), timeout=0.05)
+        with pytest.raises(TimeoutException):
+            future.result(10)
+        del future
+        assert client.pending_calls == 0
+        assert _leftover_calls(no_collector) == []
+    finally:
+        client.stop()

@@ -62,21 +62,29 @@ def worker() -> Iterator[AmqpWorker]:
         max_buffered=3,
     )
     w._channel = FakeChannel()  # type: ignore[assignment]
+    w._confirm_channel = FakeChannel()  # type: ignore[assignment]
     w.ready.set()  # as if connected: _flush publishes at once
     yield w
     w._ioloop.close()
 
 
 def channel(worker: AmqpWorker) -> FakeChannel:
+    """The calls' channel."""
     assert isinstance(worker._channel, FakeChannel)
     return worker._channel
+
+
+def confirmed(worker: AmqpWorker) -> FakeChannel:
+    """The notifications' channel, in publisher-confirm mode."""
+    assert isinstance(worker._confirm_channel, FakeChannel)
+    return worker._confirm_channel
 
 
 def test_notifications_count_until_the_broker_confirms_them(worker: AmqpWorker) -> None:
     for n in range(3):
         worker.submit(note(n))
     worker._flush()
-    assert channel(worker).published == [b"0", b"1", b"2"]
+    assert confirmed(worker).published == [b"0", b"1", b"2"]
     assert worker.buffered == 3
     worker._on_confirm(ack(2, multiple=True))
     assert worker.buffered == 1
@@ -86,20 +94,17 @@ def test_notifications_count_until_the_broker_confirms_them(worker: AmqpWorker) 
     assert worker.wait_confirmed(0)
 
 
-def test_confirm_mode_starts_with_the_first_notification(worker: AmqpWorker) -> None:
-    request = Outgoing(Envelope(b"call", "json"), "isc", "isc_service_x")
-    worker.submit(request)
-    worker._flush()
-    assert channel(worker).confirm_selects == 0  # calls alone never pay for confirms
+def test_calls_and_notifications_go_out_on_separate_channels(worker: AmqpWorker) -> None:
     worker.submit(note(1))
     worker.submit(Outgoing(Envelope(b"call", "json"), "isc", "isc_service_x"))
     worker.submit(note(2))
     worker._flush()
-    assert channel(worker).confirm_selects == 1
-    # Tags count from Confirm.Select: note 1 is tag 1, the call tag 2, note 2 tag 3.
+    assert channel(worker).published == [b"call"]  # calls never pay for confirms
+    assert confirmed(worker).published == [b"1", b"2"]
+    # Tags count the confirmed channel's messages only: note 1 is tag 1, note 2 tag 2.
     worker._on_confirm(ack(1))
     assert worker.buffered == 1
-    worker._on_confirm(ack(3))
+    worker._on_confirm(ack(2))
     assert worker.buffered == 0
 
 
@@ -131,7 +136,7 @@ def test_a_nacked_notification_is_published_again(worker: AmqpWorker) -> None:
     worker.submit(note(7))
     worker._flush()
     worker._on_confirm(nack(1))
-    assert channel(worker).published == [b"7", b"7"]
+    assert confirmed(worker).published == [b"7", b"7"]
     assert worker.stats["nacked"] == 1
     worker._on_confirm(ack(2))
     assert worker.buffered == 0
@@ -193,15 +198,15 @@ def test_connection_errors_are_reported_by_their_root_cause() -> None:
 
 def test_a_submitting_thread_publishes_itself_while_the_loop_waits(worker: AmqpWorker) -> None:
     worker.submit(note(1))  # the loop is not running: its lock is free, as while it waits
-    assert channel(worker).published == [b"1"]
+    assert confirmed(worker).published == [b"1"]
 
 
 def test_a_batch_is_left_to_the_loop(worker: AmqpWorker) -> None:
     worker.submit(note(1), batch=True)
     worker.submit(note(2), batch=True)
-    assert channel(worker).published == []
+    assert confirmed(worker).published == []
     worker._flush()  # what the loop's next pass does
-    assert channel(worker).published == [b"1", b"2"]
+    assert confirmed(worker).published == [b"1", b"2"]
 
 
 def test_a_busy_loop_publishes_on_its_next_pass(worker: AmqpWorker) -> None:
@@ -210,6 +215,6 @@ def test_a_busy_loop_publishes_on_its_next_pass(worker: AmqpWorker) -> None:
         submitter = threading.Thread(target=worker.submit, args=(note(1),))
         submitter.start()
         submitter.join(5)
-        assert channel(worker).published == []
+        assert confirmed(worker).published == []
     worker._flush()
-    assert channel(worker).published == [b"1"]
+    assert confirmed(worker).published == [b"1"]

@@ -268,12 +268,13 @@ class Client:
         try:
             return future.result(max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            if self._pending.pop(future.extra["correlation_id"], None) is None:
-                # The reply came in just now.
-                return future.result(_CALLER_GRACE)
-            error = self._timeout_error(future.cannonical_name, timeout)
-            future.reject(error)
-            raise error from None
+            pass
+        if self._pop(future.extra["correlation_id"]) is None:
+            return future.result(_CALLER_GRACE)  # the reply came in just now
+        error = self._timeout_error(future.cannonical_name, timeout)
+        future.reject(error)
+        del future  # the traceback holds this frame: keep the future out of that cycle
+        raise error
 
     def call_async(
         self,
@@ -312,7 +313,7 @@ class Client:
         cid = request.correlation_id
         worker = self._get_worker()
         self._pending[cid] = call
-        future.add_done_callback(lambda _f: self._forget(cid, call))
+        future.add_done_callback(self._forget)  # a bound method: no reference cycle
 
         def on_sent() -> bool:
             if future.done():
@@ -402,7 +403,7 @@ class Client:
         call.timer = worker.call_later(remaining, lambda: self._expire(cid))
 
     def _expire(self, cid: str) -> None:
-        call = self._pending.pop(cid, None)
+        call = self._pop(cid)
         if call is not None:
             call.timer = None
             call.future.reject(self._timeout_error(call.name, call.timeout))
@@ -416,17 +417,25 @@ class Client:
             return TimeoutException(f"no reply from {name} within {timeout:g}s{detail}")
         return TimeoutException(f"no reply from {name} within {timeout:g}s")
 
-    def _forget(self, cid: str, call: _PendingCall) -> None:
-        self._pending.pop(cid, None)
-        call.outgoing = None  # drops the request body and a reference cycle
+    def _pop(self, cid: str) -> _PendingCall | None:
+        """Take a call out of the pending map, dropping its request (and the closures that
+        refer back to it, so that the call is freed at once rather than by the collector)."""
+        call = self._pending.pop(cid, None)
+        if call is not None:
+            call.outgoing = None
+        return call
+
+    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
+        """A call's future is done: forget the call, if whoever finished it did not."""
+        call = self._pop(future.extra["correlation_id"])  # type: ignore[attr-defined]
         worker = self._worker
-        if call.timer is not None and worker is not None:
+        if call is not None and call.timer is not None and worker is not None:
             timer, call.timer = call.timer, None
             worker.call_soon(lambda: worker.cancel_timer(timer))
 
     def _on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
         cid = properties.correlation_id
-        call = self._pending.pop(cid, None) if cid else None
+        call = self._pop(cid) if cid else None
         if call is None:
             self._dropped_replies += 1
             log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
@@ -476,7 +485,7 @@ class Client:
             log.debug("%s unroutable right after a reconnect; retrying", call.name)
             worker.call_later(_RETRY_DELAY, lambda: self._resubmit(worker, call))
             return
-        self._pending.pop(cid, None)
+        self._pop(cid)
         service = call.name.split(".", 1)[0]
         call.future.reject(
             ServiceNotFoundError(
@@ -499,7 +508,7 @@ class Client:
         for cid, call in list(self._pending.items()):
             if only_sent and not call.sent:
                 continue
-            if self._pending.pop(cid, None) is not None:
+            if self._pop(cid) is not None:
                 call.future.reject(type(error)(f"{call.name}: {error}"))
 
 

@@ -1,16 +1,20 @@
-"""The client's AMQP worker: one I/O thread owns the pika connection.
+"""The client's AMQP worker: one I/O thread owns the pika connection, and lends it.
 
-pika connections and channels are not thread-safe, so every call on them happens on the
-worker's own thread, inside one ``IOLoop`` that outlives reconnections. Caller threads hand
-work over through :meth:`AmqpWorker.submit`: the item joins a deque and, if no flush is
-pending yet, one ``add_callback_threadsafe`` wakes the loop (so a burst of calls costs one
-wake-up, not one per call).
+pika connections and channels are not thread-safe: only one thread may use them at a time.
+The worker's ``IOLoop`` (which outlives reconnections) runs on its own thread, but on Linux it
+is a :class:`~isc.client._threadloop.SharedIOLoop`, whose lock the I/O thread holds except
+while it waits for I/O. Whoever holds that lock may use the connection, as if on the loop:
 
-Items submitted with ``confirm=True`` (notifications) count against a bounded buffer until
-the broker confirms them; if the connection drops first they are published again after
-reconnecting (at-least-once). The channel enters publisher-confirm mode only when the first
-such item is published, so a client that only makes calls never pays for confirms (the
-broker would ack every request).
+- :meth:`AmqpWorker.submit` publishes on the caller's thread when the loop is waiting (no
+  wake-up of the I/O thread); when the loop is busy, the item joins a deque and one
+  ``add_callback_threadsafe`` has the loop publish everything gathered in one write.
+- :meth:`AmqpWorker.run_until` lets a caller blocked in a call run the loop itself until its
+  reply arrives, so a call costs no hand-over between threads at all.
+
+Items submitted with ``confirm=True`` (notifications) go out on a second channel in
+publisher-confirm mode and count against a bounded buffer until the broker confirms them; if
+the connection drops first they are published again after reconnecting (at-least-once).
+Calls use a channel without confirms: the broker would otherwise ack every request.
 """
 
 from __future__ import annotations
@@ -226,7 +230,6 @@ class AmqpWorker:
         self._flush_scheduled = False
         # Publisher confirms: the channel's publish sequence number -> item awaiting its ack.
         self._publish_seq = 0
-        self._confirm_mode = False  # the current channel is in publisher-confirm mode
         self._unconfirmed: dict[int, Outgoing] = {}
         self._max_buffered = max_buffered
         self._confirms = confirms
@@ -238,6 +241,8 @@ class AmqpWorker:
         self.stats = {"republished": 0, "nacked": 0, "abandoned": 0}
         self._connection: _BatchingConnection | None = None
         self._channel: pika.channel.Channel | None = None
+        #: A second channel, in publisher-confirm mode, for confirm=True items (with confirms).
+        self._confirm_channel: pika.channel.Channel | None = None
         self._stopping = False
         self._attempt = 0
         #: The reply queue of the current connection, set by the setup handler.
@@ -339,9 +344,11 @@ class AmqpWorker:
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> None:
         """Run the loop on this thread until ``done()`` or ``timeout`` seconds, if the loop is
-        shared and waiting (a blocked caller then reads its own reply); else return at once."""
+        shared: a blocked caller reads its own reply. (If the I/O thread is busy, this waits
+        for the end of its pass first; it may well have handled the reply by then.) Returns
+        at once on the loop's own thread, or when the loop cannot be shared."""
         shared = self._shared
-        if shared is None or shared.in_loop() or not shared.lock.acquire(blocking=False):
+        if shared is None or shared.in_loop() or not shared.lock.acquire(timeout=timeout):
             return
         try:
             shared.drive(done, timeout)
@@ -412,6 +419,7 @@ class AmqpWorker:
         was_ready = self.ready.is_set()
         self.ready.clear()
         self._channel = None
+        self._confirm_channel = None
         self._connection = None
         self._requeue_unconfirmed()
         if self._stopping:
@@ -430,11 +438,22 @@ class AmqpWorker:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._handle_return)
-        self._requeue_unconfirmed()
-        self._publish_seq = 0
-        self._confirm_mode = False
         self.generation += 1
-        self._setup(channel, self._on_ready)
+        self._setup(channel, self._open_confirm_channel if self._confirms else self._on_ready)
+
+    def _open_confirm_channel(self) -> None:
+        # Notifications go out on a channel of their own in publisher-confirm mode: on the
+        # calls' channel the broker would ack every request too, an extra frame to read and
+        # an extra wake-up per call.
+        assert self._connection is not None
+        self._connection.channel(on_open_callback=self._on_confirm_channel_open)
+
+    def _on_confirm_channel_open(self, channel: pika.channel.Channel) -> None:
+        self._confirm_channel = channel
+        channel.add_on_close_callback(self._on_channel_closed)
+        self._requeue_unconfirmed()
+        self._publish_seq = 0  # delivery tags count the messages published after Confirm.Select
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: self._on_ready())
 
     @property
     def channel(self) -> pika.channel.Channel | None:
@@ -552,26 +571,22 @@ class AmqpWorker:
             headers=dict(envelope.headers),
             expiration=expiration,
         )
-        assert self._channel is not None
-        if item.confirm and self._confirms and not self._confirm_mode:
-            # Delivery tags count the messages published after Confirm.Select.
-            self._channel.confirm_delivery(self._on_confirm)
-            self._confirm_mode = True
-            self._publish_seq = 0
+        confirmed = item.confirm and self._confirms
+        channel = self._confirm_channel if confirmed else self._channel
+        assert channel is not None
         try:
-            self._channel.basic_publish(
+            channel.basic_publish(
                 item.exchange, item.key, envelope.body, properties, mandatory=item.mandatory
             )
         except pika.exceptions.AMQPError as exc:
             self._log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))
             self._parked.appendleft(item)
             return
-        if self._confirm_mode:
+        if confirmed:
             self._publish_seq += 1
-            if item.confirm:
-                self._unconfirmed[self._publish_seq] = item
+            self._unconfirmed[self._publish_seq] = item
         elif item.confirm:
-            self._release(1)  # nothing to wait for on a channel without confirms
+            self._release(1)  # nothing to wait for on a connection without confirms
         if item.on_published is not None:
             item.on_published()
 
