@@ -17,7 +17,6 @@ from typing import Any
 
 import gevent
 import gevent.event
-import gevent.pool
 import pika.channel
 import pika.spec
 
@@ -51,6 +50,7 @@ from ._geventloop import GeventIOLoop
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
+from ._tasks import TaskPool
 
 __all__ = ["Node", "HOOK_NAMES"]
 
@@ -152,7 +152,7 @@ class Node:
         self._observer = Observer(self.metrics, self.exchange)
         self._services = ServiceTable(self.exchange, metrics=self.metrics.snapshot)
         self._queues: dict[str, str] = {}  # queue name -> service name
-        self._pool = gevent.pool.Pool(thread_pool_size)
+        self._pool = TaskPool(thread_pool_size)
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
@@ -254,7 +254,7 @@ class Node:
             log.info("stopping: waiting up to %.0fs for %d call(s)", self.drain_timeout, busy)
         if not self._pool.join(timeout=self.drain_timeout):
             log.warning("stopping: %d call(s) did not finish in time", len(self._pool))
-            self._pool.kill(block=True, timeout=1)
+            self._pool.kill(timeout=1)
         gevent.killall(self._timers, block=True, timeout=1)
         if worker is not None:
             worker.stop()
