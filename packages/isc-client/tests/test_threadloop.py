@@ -136,3 +136,11 @@ def test_a_shared_loop_without_gevent() -> None:
     loop = shared_ioloop()
     assert isinstance(loop, SharedIOLoop)
     loop.close()
+
+
+def test_a_loop_stopped_by_its_driver_ends_its_thread_at_once(running: Running) -> None:
+    with running.loop.lock:
+        running.loop.add_callback_threadsafe(running.loop.stop)  # e.g. Client.stop()
+        running.loop.drive(lambda: False, 5)
+    running.thread.join(2)  # the loop thread waits up to 5 s unless it is woken
+    assert not running.thread.is_alive()

@@ -49,7 +49,11 @@ log = logging.getLogger("isc.client")
 
 
 class Outgoing:
-    """A message waiting to be published (a request carries its reply handling)."""
+    """A message waiting to be published (a request carries its reply handling).
+
+    Its callbacks run where the connection is in use: on the I/O thread, or on the thread
+    that submitted it while that thread holds the shared loop's lock.
+    """
 
     __slots__ = (
         "confirm",
@@ -86,11 +90,11 @@ class Outgoing:
         self.wants_reply = wants_reply
         #: monotonic time after which the message is useless (a call's deadline)
         self.expiration_at = expiration_at
-        #: called on the I/O thread just before publishing; returning False drops the message
+        #: called just before publishing; returning False drops the message
         self.on_sent = on_sent
-        #: called on the I/O thread when the worker takes the item (e.g. to arm a timer)
+        #: called when the worker takes the item (e.g. to arm a timer)
         self.on_taken = on_taken
-        #: called on the I/O thread right after publishing (e.g. to ack the request)
+        #: called right after publishing (e.g. to ack the request)
         self.on_published = on_published
         #: keep it until the broker confirms it, and publish it again after a reconnect
         self.confirm = confirm

@@ -169,7 +169,8 @@ class SharedEPollPoller(SharedPollerMixin, PollPoller):  # type: ignore[misc]
         finally:
             self._driver = None
             outer.register(inner.fileno(), select.EPOLLIN)  # ready events wake the I/O thread
-            # The I/O thread's wait was computed before this thread added or ran timers.
+            # The I/O thread's wait was computed before this thread added or ran timers. (A
+            # stop() here left its wake-up byte unread: the I/O thread wakes for it.)
             remaining = self._get_wait_seconds()
             if remaining is not None:
                 self.wake_if_later_than(time.monotonic() + remaining)
