@@ -241,3 +241,31 @@ def test_a_call_that_timed_out_is_freed_without_the_cycle_collector(no_collector
         assert _leftover_calls(no_collector) == []
     finally:
         client.stop()
+
+
+def test_a_call_that_ends_before_its_timeout_cancels_its_timer() -> None:
+    import time
+
+    import pika.spec
+
+    client = Client(NOWHERE, reconnect_timeout=0)
+    try:
+        future = client.call_async("calc", "add", (1, 1), timeout=30)
+        worker = client._worker
+        assert worker is not None
+        assert worker._shared is not None
+
+        def armed() -> int:
+            with worker._shared.lock:  # type: ignore[union-attr]
+                heap = worker._ioloop._timer._timeout_heap
+                return sum(1 for t in heap if t.callback and t.deadline > time.monotonic() + 20)
+
+        assert armed() == 1  # the call's 30 s timer
+        returned = pika.spec.Basic.Return(312, "NO_ROUTE", "isc", "isc_service_calc")
+        properties = pika.BasicProperties(correlation_id=future.extra["correlation_id"])
+        client._on_return(returned, properties)  # the broker could not route it
+        with pytest.raises(Exception, match="no node serves 'calc'"):
+            future.result(0)
+        assert armed() == 0
+    finally:
+        client.stop()

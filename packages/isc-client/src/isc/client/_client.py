@@ -403,9 +403,10 @@ class Client:
         call.timer = worker.call_later(remaining, lambda: self._expire(cid))
 
     def _expire(self, cid: str) -> None:
-        call = self._pop(cid)
+        call = self._pending.get(cid)
         if call is not None:
-            call.timer = None
+            call.timer = None  # it is firing: nothing to cancel
+            self._pop(cid)
             call.future.reject(self._timeout_error(call.name, call.timeout))
 
     def _timeout_error(self, name: str, timeout: float) -> TimeoutException:
@@ -418,20 +419,20 @@ class Client:
         return TimeoutException(f"no reply from {name} within {timeout:g}s")
 
     def _pop(self, cid: str) -> _PendingCall | None:
-        """Take a call out of the pending map, dropping its request (and the closures that
-        refer back to it, so that the call is freed at once rather than by the collector)."""
+        """Take a call out of the pending map: cancel its timer and drop its request (and the
+        closures that refer back to it, so that the call is freed by reference counting)."""
         call = self._pending.pop(cid, None)
         if call is not None:
             call.outgoing = None
+            timer, call.timer = call.timer, None
+            worker = self._worker
+            if timer is not None and worker is not None:
+                worker.call_soon(lambda: worker.cancel_timer(timer))
         return call
 
     def _forget(self, future: concurrent.futures.Future[Any]) -> None:
         """A call's future is done: forget the call, if whoever finished it did not."""
-        call = self._pop(future.extra["correlation_id"])  # type: ignore[attr-defined]
-        worker = self._worker
-        if call is not None and call.timer is not None and worker is not None:
-            timer, call.timer = call.timer, None
-            worker.call_soon(lambda: worker.cancel_timer(timer))
+        self._pop(future.extra["correlation_id"])  # type: ignore[attr-defined]
 
     def _on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
         cid = properties.correlation_id
@@ -440,10 +441,6 @@ class Client:
             self._dropped_replies += 1
             log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
             return
-        if call.timer is not None:
-            assert self._worker is not None
-            self._worker.cancel_timer(call.timer)
-            call.timer = None
         limit = self._max_message_size
         if limit is not None and len(body) > limit:
             call.future.reject(

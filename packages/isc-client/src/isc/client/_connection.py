@@ -335,10 +335,13 @@ class AmqpWorker:
                 self._buffer_changed.notify_all()
 
     def call_soon(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` as if on the I/O thread (thread-safe): on this thread at once when
-        the loop is shared and waiting, else on the loop soon."""
+        """Run ``callback`` as if on the I/O thread (thread-safe): at once when called on the
+        loop, or when the loop is shared and waiting; else on the loop soon."""
         shared = self._shared
-        if shared is not None and not shared.in_loop() and shared.lock.acquire(blocking=False):
+        if shared is not None and shared.in_loop():
+            callback()
+            return
+        if shared is not None and shared.lock.acquire(blocking=False):
             try:
                 callback()
             finally:
