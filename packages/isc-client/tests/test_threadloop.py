@@ -89,8 +89,8 @@ def test_a_driving_thread_handles_the_events_itself_then_hands_the_loop_back(
 
 def test_the_driver_is_in_the_loop_while_it_drives(running: Running) -> None:
     seen: list[bool] = []
-    running.loop.add_callback_threadsafe(lambda: None)
     with running.loop.lock:
+        running.loop.add_callback_threadsafe(lambda: None)  # the driver runs it at once
 
         def until() -> bool:
             seen.append(running.loop.in_loop())
