@@ -26,7 +26,7 @@ class FakeChannel:
     def confirm_delivery(self, callback: Any) -> None:
         self.confirm_selects += 1
 
-    def basic_publish(self, exchange: str, key: str, body: bytes, *args: Any, **kw: Any) -> None:
+    def publish_encoded(self, exchange: str, key: str, body: bytes, *args: Any, **kw: Any) -> None:
         self.published.append(body)
 
 

@@ -20,8 +20,10 @@ Calls use a channel without confirms: the broker would otherwise ack every reque
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from typing import Any
 import pika
 import pika.channel
 import pika.exceptions
+import pika.frame
 import pika.spec
 from pika.adapters.select_connection import IOLoop
 
@@ -41,11 +44,21 @@ from isc.core import (
     redact_url,
 )
 
+from ._frames import (
+    INCOMPLETE,
+    Delivery,
+    ack_frame,
+    encode_properties,
+    parse_delivery,
+    publish_frames,
+)
 from ._threadloop import SharedIOLoop, shared_ioloop
 
 __all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
 
 log = logging.getLogger("isc.client")
+
+_FRAME_SIZE = struct.Struct(">I")
 
 
 class Outgoing:
@@ -113,23 +126,50 @@ def received_envelope(properties: pika.spec.BasicProperties, body: bytes) -> Env
 
 
 class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
-    """A ``SelectConnection`` that writes at once, and can write many frames as one buffer.
+    """A ``SelectConnection`` tuned for isc's traffic: few system calls, no generic codec.
 
-    pika gives the transport every frame on its own, and the transport sends each with its
-    own ``send()``: a published message is three system calls (method, header, body) and three
-    TCP segments, an ack a fourth. Between :meth:`start_batch` and :meth:`end_batch` the worker
-    collects the frames of a whole batch of publishes and acks and writes them as one buffer.
+    Writes:
 
-    pika's transport also never sends right away: it queues the data, asks the poller to
-    watch the socket for writability and sends on the next pass of the loop, which costs two
-    poller changes and a pass per write. When nothing is queued, :meth:`_write` sends the data
-    itself and hands the transport only what the socket did not take.
-    (``_adapter_emit_data`` is pika's single exit for outgoing bytes in every 1.x release; were
-    it ever renamed, frames would simply go out one by one again, and if the transport's
-    internals changed, :func:`_direct_socket` finds no socket and pika sends as it always did.)
+    - pika gives the transport every frame on its own, and the transport sends each with its
+      own ``send()``: a published message is three system calls (method, header, body) and
+      three TCP segments, an ack a fourth. Between :meth:`start_batch` and :meth:`end_batch`
+      the worker collects the frames of a whole batch of publishes and acks and writes them
+      as one buffer.
+    - pika's transport also never sends right away: it queues the data, asks the poller to
+      watch the socket for writability and sends on the next pass of the loop, which costs
+      two poller changes and a pass per write. When nothing is queued, :meth:`_write` sends
+      the data itself and hands the transport only what the socket did not take.
+    - Its channels (:class:`_FastChannel`) encode publishes and acks with
+      :mod:`isc.client._frames` instead of pika's object-by-object marshalling.
+
+    Reads: :meth:`_on_data_available` reads each whole ``Basic.Deliver`` message in the
+    buffer with :func:`~isc.client._frames.parse_delivery` and hands it to its consumer, as
+    pika's channel would; every other frame (and any message that parser leaves alone) goes
+    through pika's own decoder and dispatch, one frame at a time, as before.
+
+    (``_adapter_emit_data``, ``_on_data_available``, ``_process_frame`` and
+    ``_create_channel`` are pika's own seams in every 1.x release; the unit tests check each
+    against the installed pika. If the transport's internals changed, :func:`_direct_socket`
+    finds no socket and pika sends as it always did.)
     """
 
     _isc_batch: list[bytes] | None = None
+    _frame_buffer: bytes  # pika's read buffer
+
+    def _create_channel(
+        self, channel_number: int, on_open_callback: Callable[..., Any]
+    ) -> _FastChannel:
+        return _FastChannel(self, channel_number, on_open_callback)
+
+    def send_frames(self, data: bytes, frames: int) -> None:
+        """Send ``frames`` already-encoded frames (pika's ``_send_frame``, without encoding)."""
+        if self.is_closed:
+            raise pika.exceptions.ConnectionWrongStateError(
+                "Attempted to send a frame on closed connection."
+            )
+        self.bytes_sent += len(data)
+        self.frames_sent += frames
+        self._adapter_emit_data(data)
 
     def start_batch(self) -> None:
         """Collect outgoing frames from now on."""
@@ -159,6 +199,94 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
                 return
             data = data[sent:]
         super()._adapter_emit_data(data)
+
+    def _on_data_available(self, data_in: bytes) -> None:
+        if self.connection_state != self.CONNECTION_OPEN:
+            super()._on_data_available(data_in)  # the handshake, or closing: all pika's
+            return
+        buffer = self._frame_buffer + data_in if self._frame_buffer else data_in
+        self._frame_buffer = buffer  # whatever a callback does, pika sees consistent state
+        size = len(buffer)
+        offset = 0
+        rest_to_pika = False
+        try:
+            while offset < size:
+                found = parse_delivery(buffer, offset)
+                if found == INCOMPLETE:
+                    break
+                consumer = self._consumer_of(found) if isinstance(found, Delivery) else None
+                if consumer is not None:
+                    assert isinstance(found, Delivery)
+                    self.bytes_received += found.end - offset
+                    offset = found.end
+                    self.frames_received += found.frames
+                    consumer(found.method, found.properties, found.body)
+                else:  # any other frame: pika decodes and dispatches it, as it always did
+                    if size - offset < 7:
+                        break
+                    end = offset + 8 + _FRAME_SIZE.unpack_from(buffer, offset + 3)[0]
+                    if end > size:
+                        break
+                    consumed, frame_value = pika.frame.decode_frame(buffer[offset:end])
+                    offset = end
+                    self.bytes_received += consumed
+                    self._process_frame(frame_value)
+                if self._frame_buffer is not buffer:
+                    return  # the connection was torn down and reset: drop the rest, as pika does
+                if self.connection_state != self.CONNECTION_OPEN:
+                    rest_to_pika = True  # closing: pika reads what is left its own way
+                    break
+        finally:
+            if self._frame_buffer is buffer:
+                self._frame_buffer = buffer[offset:] if offset else buffer
+        if rest_to_pika and self._frame_buffer:
+            super()._on_data_available(b"")
+
+    def _consumer_of(self, delivery: Delivery) -> Callable[..., None] | None:
+        """The consumer pika's channel would give ``delivery`` to (bound to the channel), if
+        it is that simple: an open channel, and a consumer that is not being cancelled."""
+        channel = self._channels.get(delivery.channel)
+        if channel is None:
+            return None
+        tag = delivery.method.consumer_tag
+        consumer = channel._consumers.get(tag)
+        if consumer is None or tag in channel._cancelled:
+            return None  # pika logs or rejects it
+        return functools.partial(consumer, channel)
+
+
+class _FastChannel(pika.channel.Channel):  # type: ignore[misc]
+    """A pika channel that publishes pre-encoded messages and acks without pika's codec."""
+
+    connection: _BatchingConnection
+
+    def publish_encoded(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: bytes,
+        *,
+        mandatory: bool = False,
+    ) -> None:
+        """``basic_publish`` with properties from :func:`~isc.client._frames.encode_properties`."""
+        self._raise_if_not_open()
+        max_body = self.connection._body_max_length
+        data = publish_frames(
+            self.channel_number,
+            exchange,
+            routing_key,
+            body,
+            properties,
+            mandatory=mandatory,
+            max_body_frame=max_body,
+        )
+        self.connection.send_frames(data, 2 + (len(body) + max_body - 1) // max_body)
+
+    def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
+        """Acknowledge one message, or every one up to ``delivery_tag`` with ``multiple``."""
+        self._raise_if_not_open()
+        self.connection.send_frames(ack_frame(self.channel_number, delivery_tag, multiple), 1)
 
 
 try:
@@ -244,9 +372,9 @@ class AmqpWorker:
         #: confirm=True items abandoned at shutdown.
         self.stats = {"republished": 0, "nacked": 0, "abandoned": 0}
         self._connection: _BatchingConnection | None = None
-        self._channel: pika.channel.Channel | None = None
+        self._channel: _FastChannel | None = None
         #: A second channel, in publisher-confirm mode, for confirm=True items (with confirms).
-        self._confirm_channel: pika.channel.Channel | None = None
+        self._confirm_channel: _FastChannel | None = None
         self._stopping = False
         self._attempt = 0
         #: The reply queue of the current connection, set by the setup handler.
@@ -441,7 +569,7 @@ class AmqpWorker:
     def _on_connection_open(self, connection: Any) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
 
-    def _on_channel_open(self, channel: pika.channel.Channel) -> None:
+    def _on_channel_open(self, channel: _FastChannel) -> None:
         self._channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         channel.add_on_return_callback(self._handle_return)
@@ -455,7 +583,7 @@ class AmqpWorker:
         assert self._connection is not None
         self._connection.channel(on_open_callback=self._on_confirm_channel_open)
 
-    def _on_confirm_channel_open(self, channel: pika.channel.Channel) -> None:
+    def _on_confirm_channel_open(self, channel: _FastChannel) -> None:
         self._confirm_channel = channel
         channel.add_on_close_callback(self._on_channel_closed)
         self._requeue_unconfirmed()
@@ -570,19 +698,19 @@ class AmqpWorker:
             if remaining <= 0:
                 return
             expiration = str(max(1, int(remaining * 1000)))
-        properties = pika.BasicProperties(
-            content_type=envelope.content_type,
-            content_encoding=envelope.content_encoding,
-            correlation_id=envelope.correlation_id,
-            reply_to=self.reply_to if item.wants_reply else None,
-            headers=dict(envelope.headers),
-            expiration=expiration,
+        properties = encode_properties(
+            envelope.content_type,
+            envelope.content_encoding,
+            envelope.headers,
+            envelope.correlation_id,
+            self.reply_to if item.wants_reply else None,
+            expiration,
         )
         confirmed = item.confirm and self._confirms
         channel = self._confirm_channel if confirmed else self._channel
         assert channel is not None
         try:
-            channel.basic_publish(
+            channel.publish_encoded(
                 item.exchange, item.key, envelope.body, properties, mandatory=item.mandatory
             )
         except pika.exceptions.AMQPError as exc:
