@@ -1,5 +1,5 @@
 """The worker's connection writes a batch of frames as one buffer, straight to the socket when
-nothing is queued (no broker)."""
+nothing is queued, and reads until a short read (no broker)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import socket
 import pika.adapters.base_connection
 import pytest
 
-from isc.client._connection import _AsyncPlaintextTransport, _BatchingConnection, _direct_socket
+from isc.client._connection import (
+    _AsyncPlaintextTransport,
+    _BatchingConnection,
+    _direct_socket,
+    _PlaintextTransport,
+)
 
 
 @pytest.fixture
@@ -104,3 +109,45 @@ def test_tls_and_unknown_transports_are_written_by_pika() -> None:
     assert _direct_socket(object()) is None
     assert _direct_socket(None) is None
     assert _direct_socket(_Plain.__new__(_Plain)) is None
+
+
+class Protocol:
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.received.append(data)
+
+
+def test_the_connection_reads_through_its_own_plaintext_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[object] = []
+    monkeypatch.setattr(
+        pika.adapters.base_connection.BaseConnection,
+        "_proto_connection_made",
+        lambda self, transport: made.append(transport),
+    )
+    with socket.socket() as sock:
+        transport = plain_transport(sock)
+        connection = _BatchingConnection.__new__(_BatchingConnection)
+        connection._proto_connection_made(transport)
+        assert made == [transport]
+        assert type(transport) is _PlaintextTransport
+
+
+@pytest.mark.parametrize("size", [10, 65536 + 10, 3 * 65536])
+def test_a_read_ends_at_a_short_read_not_at_would_block(size: int) -> None:
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        ours.setblocking(False)
+        peer.sendall(b"x" * size)
+        transport = plain_transport(ours)
+        transport.__class__ = _PlaintextTransport
+        protocol = Protocol()
+        transport._protocol = protocol  # type: ignore[attr-defined]
+        transport._consume()  # type: ignore[attr-defined]  # pika's would raise BlockingIOError
+        got = b"".join(protocol.received)
+        # up to pika's per-event limit (100 KiB, then the loop comes back), all that was sent
+        assert len(got) == min(size, 65536 * 2)
+        assert all(len(chunk) == 65536 for chunk in protocol.received[:-1])

@@ -145,12 +145,13 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
     Reads: :meth:`_on_data_available` reads each whole ``Basic.Deliver`` message in the
     buffer with :func:`~isc.client._frames.parse_delivery` and hands it to its consumer, as
     pika's channel would; every other frame (and any message that parser leaves alone) goes
-    through pika's own decoder and dispatch, one frame at a time, as before.
+    through pika's own decoder and dispatch, one frame at a time, as before. On plain TCP
+    the transport reads in larger bites and stops at a short read (:class:`_PlaintextTransport`).
 
-    (``_adapter_emit_data``, ``_on_data_available``, ``_process_frame`` and
-    ``_create_channel`` are pika's own seams in every 1.x release; the unit tests check each
-    against the installed pika. If the transport's internals changed, :func:`_direct_socket`
-    finds no socket and pika sends as it always did.)
+    (``_adapter_emit_data``, ``_on_data_available``, ``_process_frame``, ``_create_channel``
+    and ``_proto_connection_made`` are pika's own seams in every 1.x release; the unit tests
+    check each against the installed pika. If the transport's internals changed,
+    :func:`_direct_socket` finds no socket and pika sends as it always did.)
     """
 
     _isc_batch: list[bytes] | None = None
@@ -160,6 +161,11 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
         self, channel_number: int, on_open_callback: Callable[..., Any]
     ) -> _FastChannel:
         return _FastChannel(self, channel_number, on_open_callback)
+
+    def _proto_connection_made(self, transport: Any) -> None:
+        if _PLAINTEXT and type(transport) is _PLAINTEXT[0]:
+            transport.__class__ = _PLAINTEXT[1]  # the same object, reading in larger bites
+        super()._proto_connection_made(transport)
 
     def send_frames(self, data: bytes, frames: int) -> None:
         """Send ``frames`` already-encoded frames (pika's ``_send_frame``, without encoding)."""
@@ -295,9 +301,38 @@ except ImportError:  # pragma: no cover - a pika without this class: no direct w
     _AsyncPlaintextTransport = None
 
 
+if _AsyncPlaintextTransport is not None:
+
+    class _PlaintextTransport(_AsyncPlaintextTransport):  # type: ignore[misc]
+        """pika's plaintext transport, reading up to 64 KiB at a time until a read comes up
+        short, instead of 4 KiB at a time until the socket says it would block.
+
+        The loop polls level-triggered, so data that arrives after a short read is reported
+        on its next pass: the extra ``recv()`` that would fail with ``EAGAIN`` (a system call
+        and a Python exception, on every message received) is not needed.
+        """
+
+        _RECV_BYTES = 65536
+
+        def _consume(self) -> None:
+            consumed = 0
+            while self._state == self._STATE_ACTIVE and consumed < self._MAX_CONSUME_BYTES:
+                data = self._sigint_safe_recv(self._sock, self._RECV_BYTES)
+                if not data:
+                    raise self.RxEndOfFile()
+                consumed += len(data)
+                self._protocol.data_received(data)
+                if len(data) < self._RECV_BYTES:
+                    return
+
+    _PLAINTEXT: tuple[type, ...] = (_AsyncPlaintextTransport, _PlaintextTransport)
+else:  # pragma: no cover
+    _PLAINTEXT = ()
+
+
 def _direct_socket(transport: Any) -> Any:
     """The plain TCP socket to write to directly, if ``transport`` has nothing queued."""
-    if _AsyncPlaintextTransport is None or type(transport) is not _AsyncPlaintextTransport:
+    if type(transport) not in _PLAINTEXT:
         return None  # TLS (its writes may need reads) or an unknown transport: pika writes
     try:
         if transport._state != transport._STATE_ACTIVE or transport.get_write_buffer_size():

@@ -92,10 +92,26 @@ def _shortstr(value: str | bytes) -> bytes:
     return _U8.pack(len(raw)) + raw
 
 
+#: Encoded short strings that recur from message to message: exchanges, routing keys,
+#: content types, header names, the reply queue. (Never correlation ids: each is new.)
+_RECURRING: dict[str | bytes, bytes] = {}
+_MAX_RECURRING = 1024
+
+
+def _recurring_shortstr(value: str | bytes) -> bytes:
+    encoded = _RECURRING.get(value)
+    if encoded is None:
+        encoded = _shortstr(value)
+        if len(_RECURRING) >= _MAX_RECURRING:
+            _RECURRING.clear()
+        _RECURRING[value] = encoded
+    return encoded
+
+
 def _table(table: Mapping[str, Any]) -> bytes:
     pieces: list[bytes] = []
     for key, value in table.items():
-        pieces.append(_shortstr(key))
+        pieces.append(_recurring_shortstr(key))
         kind = type(value)
         if kind is str:
             raw = value.encode("utf-8")
@@ -123,10 +139,10 @@ def encode_properties(
     pieces: list[bytes] = []
     if content_type is not None:
         flags |= _P.FLAG_CONTENT_TYPE
-        pieces.append(_shortstr(content_type))
+        pieces.append(_recurring_shortstr(content_type))
     if content_encoding is not None:
         flags |= _P.FLAG_CONTENT_ENCODING
-        pieces.append(_shortstr(content_encoding))
+        pieces.append(_recurring_shortstr(content_encoding))
     if headers is not None:
         flags |= _P.FLAG_HEADERS
         pieces.append(_table(headers))
@@ -135,7 +151,7 @@ def encode_properties(
         pieces.append(_shortstr(correlation_id))
     if reply_to is not None:
         flags |= _P.FLAG_REPLY_TO
-        pieces.append(_shortstr(reply_to))
+        pieces.append(_recurring_shortstr(reply_to))
     if expiration is not None:
         flags |= _P.FLAG_EXPIRATION
         pieces.append(_shortstr(expiration))
@@ -162,8 +178,8 @@ def publish_frames(
     """
     method = (
         _PUBLISH_ID
-        + _shortstr(exchange)
-        + _shortstr(routing_key)
+        + _recurring_shortstr(exchange)
+        + _recurring_shortstr(routing_key)
         + (b"\x01" if mandatory else b"\x00")
     )
     size = len(body)
