@@ -17,7 +17,8 @@ class Calc:
 
     @expose
     def add(self, a: Any, b: Any, wait: float = 0) -> Any:
-        time.sleep(wait)  # gevent-patched: other calls run meanwhile
+        if wait:
+            time.sleep(wait)  # gevent-patched: other calls run meanwhile
         return a + b
 
     @expose

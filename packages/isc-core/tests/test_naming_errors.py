@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from isc.core import (
     TimeoutException,
     broadcast_queue_name,
     fanout_exchange_name,
+    new_correlation_id,
     redact_url,
     reply_queue_name,
     service_queue_name,
@@ -102,3 +104,19 @@ def test_redact_url_hides_passwords(url: str, shown: str) -> None:
 
 def test_redact_url_survives_garbage() -> None:
     assert redact_url("amqp://u:p@host:notaport/") == "<unparsable broker URL>"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_forked_child_draws_its_own_correlation_ids() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send its next id, and leave without running pytest's exit
+        os.write(write, new_correlation_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        child = pipe.read().decode()
+    parent = new_correlation_id()
+    assert len(child) == len(parent) == 36
+    assert child[:24] != parent[:24]  # another random part: the counters cannot collide

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import uuid
 from typing import Any
 
 import pytest
@@ -50,9 +51,10 @@ class TestRequest:
         assert decoded.deadline == pytest.approx(1700000000.25)
 
     def test_correlation_ids_are_unique_uuid4_strings(self) -> None:
-        ids = {Request("m").correlation_id for _ in range(100)}
-        assert len(ids) == 100
-        assert all(len(i) == 36 for i in ids)
+        ids = {Request("m").correlation_id for _ in range(10_000)}
+        assert len(ids) == 10_000
+        assert all(len(i) == 36 and str(uuid.UUID(i)) == i for i in ids)
+        assert {uuid.UUID(i).version for i in ids} == {4}
 
     def test_a_legacy_request_has_no_deadline(self) -> None:
         decoded = Request.decode(envelope_of(["m", [], {}], correlation_id="c"), JSON)
