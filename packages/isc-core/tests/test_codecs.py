@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from isc.core.codecs import (
@@ -222,7 +222,9 @@ def test_typedjson_round_trip(value: Any) -> None:
 @PROPERTIES
 @given(json_values)
 def test_typedjson_writes_plain_json_values_as_json_does(value: Any) -> None:
-    assert TypedJSONCodec().encode(value) == JSONCodec().encode(value)
+    plain = JSONCodec().encode(value)
+    assume(OBJECT_TYPE_KEY.encode() not in plain)  # typedjson refuses dicts keyed with it
+    assert TypedJSONCodec().encode(value) == plain
 
 
 @PROPERTIES
