@@ -64,20 +64,6 @@ _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
 _P = pika.spec.BasicProperties
 #: Every property pika's BasicProperties has, unset: a decoded message's starting point.
 _UNSET: dict[str, Any] = dict(vars(_P()))
-#: Short-string properties by flag, in wire order (after content type, encoding, headers).
-_TAIL_SHORTSTRS = (
-    (_P.FLAG_CORRELATION_ID, "correlation_id"),
-    (_P.FLAG_REPLY_TO, "reply_to"),
-    (_P.FLAG_EXPIRATION, "expiration"),
-    (_P.FLAG_MESSAGE_ID, "message_id"),
-)
-_LAST_SHORTSTRS = (
-    (_P.FLAG_TYPE, "type"),
-    (_P.FLAG_USER_ID, "user_id"),
-    (_P.FLAG_APP_ID, "app_id"),
-    (_P.FLAG_CLUSTER_ID, "cluster_id"),
-)
-
 #: A message bigger than this is left to pika: waiting for all of its frames in one buffer
 #: would copy the buffer again for every read.
 MAX_FAST_BODY = 256 * 1024
@@ -216,36 +202,40 @@ def _read_shortstr(data: bytes, offset: int) -> tuple[str | bytes, int]:
     if len(raw) != end - offset - 1:
         raise struct.error("short string past the end of the frame")
     try:
-        return raw.decode("utf-8"), end
+        return raw.decode(), end
     except UnicodeDecodeError:  # pika keeps undecodable short strings as bytes
         return raw, end
 
 
 def _read_table(data: bytes, offset: int) -> tuple[dict[str | bytes, Any], int]:
-    size = _U32.unpack_from(data, offset)[0]
+    limit = offset + 4 + _U32.unpack_from(data, offset)[0]
     offset += 4
-    limit = offset + size
     table: dict[str | bytes, Any] = {}
     while offset < limit:
-        key, offset = _read_shortstr(data, offset)
-        kind = data[offset]
+        end = offset + 1 + data[offset]
+        key: str | bytes = data[offset + 1 : end]
+        try:  # noqa: SIM105 - on every message: no context manager object
+            key = key.decode()  # type: ignore[union-attr]
+        except UnicodeDecodeError:
+            pass
+        kind = data[end]
         if kind == 0x53:  # 'S'
-            length = _U32.unpack_from(data, offset + 1)[0]
-            start = offset + 5
-            offset = start + length
-            raw = data[start:offset]
-            try:
-                table[key] = raw.decode("utf-8")
+            start = end + 5
+            offset = start + _U32.unpack_from(data, end + 1)[0]
+            value: Any = data[start:offset]
+            try:  # noqa: SIM105 - on every message: no context manager object
+                value = value.decode()
             except UnicodeDecodeError:
-                table[key] = raw
+                pass
+            table[key] = value
         elif kind == 0x49:  # 'I'
-            table[key] = _I32.unpack_from(data, offset + 1)[0]
-            offset += 5
+            table[key] = _I32.unpack_from(data, end + 1)[0]
+            offset = end + 5
         elif kind == 0x6C:  # 'l'
-            table[key] = pika.compat.long(_I64.unpack_from(data, offset + 1)[0])
-            offset += 9
+            table[key] = pika.compat.long(_I64.unpack_from(data, end + 1)[0])
+            offset = end + 9
         else:
-            table[key], offset = pika.data.decode_value(data, offset)
+            table[key], offset = pika.data.decode_value(data, end)
     if offset != limit:
         raise struct.error("table past its declared size")
     return table, offset
@@ -254,39 +244,69 @@ def _read_table(data: bytes, offset: int) -> tuple[dict[str | bytes, Any], int]:
 def decode_properties(data: bytes, offset: int = 0) -> pika.spec.BasicProperties:
     """Decode a content header's properties (from the flags on) into pika's type.
 
-    Raises ``struct.error`` or ``IndexError`` on truncated data, ``ValueError`` on a
-    second flag word (which AMQP 0-9-1's basic class never needs: pika's decoder handles it).
+    Raises ``struct.error``, ``IndexError`` or ``ValueError`` on truncated data, and
+    ``ValueError`` on a second flag word (which AMQP 0-9-1's basic class never needs).
     """
-    return _decode_properties(data, offset)[0]
+    properties, end = _decode_properties(data, offset)
+    if end > len(data):
+        raise ValueError("properties past the end of the data")
+    return properties
+
+
+_SHORT, _TABLE, _OCTET, _STAMP = range(4)
+#: Every basic property: its flag, name and kind, in wire order.
+_FIELDS = (
+    (_P.FLAG_CONTENT_TYPE, "content_type", _SHORT),
+    (_P.FLAG_CONTENT_ENCODING, "content_encoding", _SHORT),
+    (_P.FLAG_HEADERS, "headers", _TABLE),
+    (_P.FLAG_DELIVERY_MODE, "delivery_mode", _OCTET),
+    (_P.FLAG_PRIORITY, "priority", _OCTET),
+    (_P.FLAG_CORRELATION_ID, "correlation_id", _SHORT),
+    (_P.FLAG_REPLY_TO, "reply_to", _SHORT),
+    (_P.FLAG_EXPIRATION, "expiration", _SHORT),
+    (_P.FLAG_MESSAGE_ID, "message_id", _SHORT),
+    (_P.FLAG_TIMESTAMP, "timestamp", _STAMP),
+    (_P.FLAG_TYPE, "type", _SHORT),
+    (_P.FLAG_USER_ID, "user_id", _SHORT),
+    (_P.FLAG_APP_ID, "app_id", _SHORT),
+    (_P.FLAG_CLUSTER_ID, "cluster_id", _SHORT),
+)
+#: For each flag word seen so far, the (name, kind) of the properties it announces.
+_PLANS: dict[int, tuple[tuple[str, int], ...]] = {}
+
+
+def _plan(flags: int) -> tuple[tuple[str, int], ...]:
+    plan = _PLANS.get(flags)
+    if plan is None:
+        if flags & 0x3:  # a continuation flag word, or a reserved bit set
+            raise ValueError(f"property flags {flags:#06x} are not basic properties")
+        plan = _PLANS[flags] = tuple((name, kind) for flag, name, kind in _FIELDS if flags & flag)
+    return plan
 
 
 def _decode_properties(data: bytes, offset: int) -> tuple[pika.spec.BasicProperties, int]:
-    flags = _U16.unpack_from(data, offset)[0]
-    if flags & 1:
-        raise ValueError("a continued property flag word")
+    """The properties at ``offset`` and the offset past them, which may lie past the end of
+    ``data`` when it is truncated (the caller checks)."""
+    plan = _plan(data[offset] << 8 | data[offset + 1])
     offset += 2
-    values = dict(_UNSET)
-    if flags & _P.FLAG_CONTENT_TYPE:
-        values["content_type"], offset = _read_shortstr(data, offset)
-    if flags & _P.FLAG_CONTENT_ENCODING:
-        values["content_encoding"], offset = _read_shortstr(data, offset)
-    if flags & _P.FLAG_HEADERS:
-        values["headers"], offset = _read_table(data, offset)
-    if flags & _P.FLAG_DELIVERY_MODE:
-        values["delivery_mode"] = data[offset]
-        offset += 1
-    if flags & _P.FLAG_PRIORITY:
-        values["priority"] = data[offset]
-        offset += 1
-    for flag, name in _TAIL_SHORTSTRS:
-        if flags & flag:
-            values[name], offset = _read_shortstr(data, offset)
-    if flags & _P.FLAG_TIMESTAMP:
-        values["timestamp"] = _U64.unpack_from(data, offset)[0]
-        offset += 8
-    for flag, name in _LAST_SHORTSTRS:
-        if flags & flag:
-            values[name], offset = _read_shortstr(data, offset)
+    values = _UNSET.copy()
+    for name, kind in plan:
+        if kind == _SHORT:
+            end = offset + 1 + data[offset]
+            raw = data[offset + 1 : end]
+            offset = end
+            try:
+                values[name] = raw.decode()
+            except UnicodeDecodeError:  # pika keeps undecodable short strings as bytes
+                values[name] = raw
+        elif kind == _TABLE:
+            values[name], offset = _read_table(data, offset)
+        elif kind == _OCTET:
+            values[name] = data[offset]
+            offset += 1
+        else:
+            values[name] = _U64.unpack_from(data, offset)[0]
+            offset += 8
     properties: pika.spec.BasicProperties = _P.__new__(_P)
     properties.__dict__ = values
     return properties, offset

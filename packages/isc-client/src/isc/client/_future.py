@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 from typing import Any
 
 __all__ = ["FutureResult"]
@@ -30,13 +29,17 @@ class FutureResult(concurrent.futures.Future):  # type: ignore[type-arg]
 
     def resolve(self, value: Any) -> None:
         """Set the result, unless the future is already resolved, rejected or cancelled."""
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
+        try:  # noqa: SIM105 - on every message: no context manager object
             self.set_result(value)
+        except concurrent.futures.InvalidStateError:
+            pass
 
     def reject(self, exception: BaseException) -> None:
         """Set an exception, unless the future is already resolved, rejected or cancelled."""
-        with contextlib.suppress(concurrent.futures.InvalidStateError):
+        try:  # noqa: SIM105 - on every message: no context manager object
             self.set_exception(exception)
+        except concurrent.futures.InvalidStateError:
+            pass
 
     def is_ready(self) -> bool:
         """True once the future is resolved, rejected or cancelled."""
