@@ -1,11 +1,14 @@
 """The raw-pika RPC baseline server: plain pika, no isc.
 
-    python benchmarks/raw_server.py URL QUEUE
+    python benchmarks/raw_server.py URL QUEUE [EXCHANGE]
 
 One ``BlockingConnection``, a non-durable queue, prefetch 100, manual ack. Each request body is
 JSON ``{"a": ..., "b": ...}``; the reply (JSON ``a + b``) goes to the request's ``reply_to``
 (direct reply-to) with its ``correlation_id``. Prints ``raw-server-ready`` once consuming;
 SIGTERM stops it.
+
+With ``EXCHANGE`` (``benchmarks/features.py``), replies go out as an isc node sends them:
+through that exchange, with a content encoding and a headers table.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ PREFETCH = 100
 def main() -> None:
     """Serve ``QUEUE`` on the broker at ``URL`` until SIGTERM."""
     url, queue = sys.argv[1], sys.argv[2]
+    exchange = sys.argv[3] if len(sys.argv) > 3 else ""
+    extra: dict[str, Any] = {}
+    if exchange:
+        extra = {"content_encoding": "utf-8", "headers": {"x-isc-version": 2}}
     connection = pika.BlockingConnection(pika.URLParameters(url))
     channel = connection.channel()
     channel.queue_declare(queue, durable=False, auto_delete=False)
@@ -41,11 +48,11 @@ def main() -> None:
         request = json.loads(body)
         reply = json.dumps(request["a"] + request["b"]).encode()
         ch.basic_publish(
-            "",
+            exchange,
             properties.reply_to,
             reply,
             pika.BasicProperties(
-                correlation_id=properties.correlation_id, content_type="application/json"
+                correlation_id=properties.correlation_id, content_type="application/json", **extra
             ),
         )
         ch.basic_ack(method.delivery_tag)
