@@ -16,8 +16,9 @@ calls, for the few shapes isc sends and receives:
 - :func:`parse_delivery`: a whole ``Basic.Deliver`` message (method, header and body
   frames) from a read buffer, or word that it is incomplete or unusual.
 
-The bytes are the ones pika produces, which the unit tests check frame by frame against
-pika's own encoder and decoder. Anything unusual (a second property flag word, frames of a
+The bytes are the ones pika 1.4 produces (pika 1.3 typed 64-bit header integers ``L``; isc,
+like 1.4, writes the signed ``l`` RabbitMQ reads), which the unit tests check frame by frame
+against pika's own encoder and decoder. Anything unusual (a second property flag word, frames of a
 message interleaved with another channel's, a large body) is left to pika.
 """
 
