@@ -24,16 +24,17 @@ import os
 import statistics
 import sys
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any, Callable
 
 import pika
-import pika.spec
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "integration-tests"))
 sys.path.insert(0, str(HERE))
+
+from raw_client import RawClient  # noqa: E402
 
 from isc.client import Client  # noqa: E402
 from isc.codecs import get_codec  # noqa: E402
@@ -45,51 +46,33 @@ QUEUE = "features-rpc"
 FEATURES_QUEUE = "features-rpc-isc-like"
 
 
-class FeatureClient:
-    """Raw pika calls to ``raw_server.py`` (``minimal``), or with isc's features."""
+class IscLikeClient(RawClient):
+    """``RawClient`` sending what isc sends: through the named exchange, replies to an
+    exclusive queue bound to it, an expiration, a headers table, mandatory."""
 
-    def __init__(self, url: str, *, features: bool) -> None:
-        self.connection = pika.BlockingConnection(pika.URLParameters(url))
-        self.channel = self.connection.channel()
-        self.features = features
-        self._replies: dict[str, bytes] = {}
-        self._next = 0
-        if features:
-            self.reply_to = self.channel.queue_declare("", exclusive=True).method.queue
-            self.channel.queue_bind(self.reply_to, EXCHANGE, routing_key=self.reply_to)
-        else:
-            self.reply_to = "amq.rabbitmq.reply-to"
-        self.channel.basic_consume(self.reply_to, self._on_reply, auto_ack=True)
+    def __init__(self, url: str) -> None:
+        super().__init__(url, FEATURES_QUEUE, reply="exclusive")
+        self.channel.queue_bind(self.reply_to, EXCHANGE, routing_key=self.reply_to)
 
-    def _on_reply(
-        self, _ch: Any, _m: Any, properties: pika.spec.BasicProperties, body: bytes
-    ) -> None:
-        self._replies[properties.correlation_id] = body
-
-    def call(self, a: int, b: int) -> Any:
-        """One call, waiting for its reply."""
-        self._next += 1
-        cid = str(self._next)
-        extra: dict[str, Any] = {}
-        if self.features:
-            extra = {
-                "content_encoding": "utf-8",
-                "expiration": "60000",
-                "headers": {"x-isc-version": 2, "x-isc-deadline": int(time.time() * 1000)},
-            }
-        properties = pika.BasicProperties(
-            reply_to=self.reply_to, correlation_id=cid, content_type="application/json", **extra
-        )
+    def send(self, a: Any, b: Any) -> str:
+        """Publish one request the way isc does; return its correlation id."""
+        self._next_id += 1
+        cid = str(self._next_id)
         self.channel.basic_publish(
-            EXCHANGE if self.features else "",
-            FEATURES_QUEUE if self.features else QUEUE,
+            EXCHANGE,
+            self.queue,
             json.dumps({"a": a, "b": b}).encode(),
-            properties,
-            mandatory=self.features,
+            pika.BasicProperties(
+                reply_to=self.reply_to,
+                correlation_id=cid,
+                content_type="application/json",
+                content_encoding="utf-8",
+                expiration="60000",
+                headers={"x-isc-version": 2, "x-isc-deadline": int(time.time() * 1000)},
+            ),
+            mandatory=True,
         )
-        while cid not in self._replies:
-            self.connection.process_data_events(time_limit=None)
-        return json.loads(self._replies.pop(cid))
+        return cid
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -146,8 +129,8 @@ def main() -> None:
         stack.enter_context(NodeProcess.serve(url, "features-isc", "calc:Calc"))
         client = stack.enter_context(Client(url, exchange="features-isc", invoke_timeout=60))
         client.set_codec(get_codec("json"))
-        minimal = FeatureClient(url, features=False)
-        full = FeatureClient(url, features=True)
+        minimal = stack.enter_context(closing(RawClient(url, QUEUE)))
+        full = stack.enter_context(closing(IscLikeClient(url)))
         kinds: dict[str, Callable[[int], Any]] = {
             "minimal": lambda i: minimal.call(i, 1),
             "+isc features": lambda i: full.call(i, 1),

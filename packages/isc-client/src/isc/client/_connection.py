@@ -20,7 +20,6 @@ Calls use a channel without confirms: the broker would otherwise ack every reque
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import os
 import struct
@@ -220,13 +219,14 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
                 found = parse_delivery(buffer, offset)
                 if found == INCOMPLETE:
                     break
-                consumer = self._consumer_of(found) if isinstance(found, Delivery) else None
-                if consumer is not None:
+                target = self._consumer_of(found) if isinstance(found, Delivery) else None
+                if target is not None:
                     assert isinstance(found, Delivery)
+                    channel, consumer = target
                     self.bytes_received += found.end - offset
                     offset = found.end
                     self.frames_received += found.frames
-                    consumer(found.method, found.properties, found.body)
+                    consumer(channel, found.method, found.properties, found.body)
                 else:  # any other frame: pika decodes and dispatches it, as it always did
                     if size - offset < 7:
                         break
@@ -248,9 +248,11 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
         if rest_to_pika and self._frame_buffer:
             super()._on_data_available(b"")
 
-    def _consumer_of(self, delivery: Delivery) -> Callable[..., None] | None:
-        """The consumer pika's channel would give ``delivery`` to (bound to the channel), if
-        it is that simple: an open channel, and a consumer that is not being cancelled."""
+    def _consumer_of(
+        self, delivery: Delivery
+    ) -> tuple[pika.channel.Channel, Callable[..., None]] | None:
+        """The channel and consumer pika's channel would give ``delivery`` to, if it is that
+        simple: an open channel, and a consumer that is not being cancelled."""
         channel = self._channels.get(delivery.channel)
         if channel is None:
             return None
@@ -258,7 +260,7 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
         consumer = channel._consumers.get(tag)
         if consumer is None or tag in channel._cancelled:
             return None  # pika logs or rejects it
-        return functools.partial(consumer, channel)
+        return channel, consumer
 
 
 class _FastChannel(pika.channel.Channel):  # type: ignore[misc]
