@@ -203,7 +203,7 @@ def no_collector() -> Any:
 
 def _leftover_calls(gc: Any) -> list[str]:
     gc.collect()
-    names = ("_PendingCall", "FutureResult", "Outgoing")
+    names = ("PendingCall", "FutureResult", "Outgoing")
     return [type(o).__name__ for o in gc.garbage if type(o).__name__ in names]
 
 
@@ -219,7 +219,7 @@ def test_an_answered_call_is_freed_without_the_cycle_collector(no_collector: Any
             properties = pika.BasicProperties(
                 content_type=reply.content_type, correlation_id=cid, headers=reply.headers
             )
-            client._on_reply(properties, reply.body)  # what the reply queue's consumer does
+            client._calls.on_reply(properties, reply.body)  # what the reply queue's consumer does
             assert future.result(0) == n + 1
             del future
         assert client.pending_calls == 0
@@ -272,7 +272,7 @@ def test_a_call_that_ends_before_its_timeout_cancels_its_timer() -> None:
         assert eventually(1)  # the call's 30 s timer
         returned = pika.spec.Basic.Return(312, "NO_ROUTE", "isc", "isc_service_calc")
         properties = pika.BasicProperties(correlation_id=future.extra["correlation_id"])
-        client._on_return(returned, properties)  # the broker could not route it
+        client._calls.on_return(returned, properties)  # the broker could not route it
         with pytest.raises(Exception, match="no node serves 'calc'"):
             future.result(0)
         assert eventually(0)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from pika.adapters.select_connection import PollEvents
 
-from isc.client import _threadloop
+from isc.client import _process, _threadloop
 from isc.client._threadloop import SharedIOLoop, shared_ioloop
 
 pytestmark = pytest.mark.skipif(not hasattr(_threadloop.select, "epoll"), reason="needs epoll")
@@ -129,10 +129,14 @@ def test_no_shared_loop_under_gevent_monkey_patching(monkeypatch: pytest.MonkeyP
     fake = types.ModuleType("gevent.monkey")
     fake.is_module_patched = lambda name: name == "select"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "gevent.monkey", fake)
+    monkeypatch.setattr(_process, "_patched", False)  # the answer is cached once positive
+    assert _process.gevent_patched()
     assert shared_ioloop() is None
 
 
-def test_a_shared_loop_without_gevent() -> None:
+def test_a_shared_loop_without_gevent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "gevent.monkey", raising=False)
+    monkeypatch.setattr(_process, "_patched", False)
     loop = shared_ioloop()
     assert isinstance(loop, SharedIOLoop)
     loop.close()

@@ -20,6 +20,8 @@ from isc.core.errors import (
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
+    TooManyPendingCallsError,
+    WrongThreadError,
 )
 
 from ._client import Client, MethodProxy, ServiceProxy
@@ -37,6 +39,8 @@ __all__ = [
     "PickleCodec",
     "TypedJSONCodec",
     "BufferFullError",
+    "TooManyPendingCallsError",
+    "WrongThreadError",
     "ClientClosedError",
     "CodecException",
     "ConnectionLostError",

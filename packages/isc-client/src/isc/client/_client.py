@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import threading
 import time
-from collections.abc import Callable
+import weakref
 from typing import Any
-
-import pika.channel
-import pika.spec
 
 from isc.core import (
     DEFAULT_EXCHANGE,
@@ -18,58 +14,35 @@ from isc.core import (
     AbstractCodec,
     ClientClosedError,
     ConfigurationError,
-    DecodeError,
+    ConnectionLostError,
     Envelope,
     JSONCodec,
     MessageTooLargeError,
     Notification,
-    Reply,
     Request,
-    ServiceNotFoundError,
-    TimeoutException,
     TypedJSONCodec,
     fanout_exchange_name,
     redact_url,
-    reply_queue_name,
     service_routing_key,
     validate_exchange_name,
     validate_service_name,
 )
 from isc.core.tracing import inject as inject_trace_context
 
-from ._connection import AmqpWorker, Outgoing, received_envelope
+from . import _process
+from ._calls import RECONNECT_GRACE, CallTable, PendingCall
+from ._connection import AmqpWorker, Outgoing
 from ._future import FutureResult
 
-__all__ = ["Client", "ServiceProxy", "MethodProxy"]
+__all__ = ["Client", "ServiceProxy", "MethodProxy", "RECONNECT_GRACE"]
 
 log = logging.getLogger("isc.client")
-
-#: How long a caller whose call just timed out waits for the reply another thread is handling.
-_CALLER_GRACE = 0.25
-
-#: After a reconnect, nodes may still be redeclaring their queues (a restarted broker forgets
-#: non-durable ones): for this many seconds an unroutable call is retried within its deadline
-#: instead of failing with ServiceNotFoundError.
-RECONNECT_GRACE = 5.0
-_RETRY_DELAY = 0.2
 
 #: The default ``max_message_size``: RabbitMQ 4's own default limit, 16 MiB.
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 
-
-class _PendingCall:
-    """A call waiting for its reply: the future, the codec to decode with, its timer."""
-
-    __slots__ = ("codec", "future", "name", "outgoing", "sent", "timeout", "timer")
-
-    def __init__(self, future: FutureResult, codec: AbstractCodec, name: str, timeout: float):
-        self.future = future
-        self.codec = codec
-        self.name = name
-        self.timeout = timeout
-        self.sent = False
-        self.timer: object | None = None
-        self.outgoing: Outgoing | None = None
+#: The default ``max_pending_calls``.
+DEFAULT_MAX_PENDING_CALLS = 10_000
 
 
 class Client:
@@ -79,6 +52,12 @@ class Client:
     the result; ``client.users.get_user.call_async(1)`` returns a :class:`FutureResult`;
     ``client.notify('event', *args, **kwargs)`` broadcasts to every node. The client
     connects on :meth:`start` or on its first call, and reconnects by itself.
+
+    Any number of threads may share one client; no call waits for another's. A client
+    survives ``os.fork()`` (the child connects anew on its first use) and gevent's monkey
+    patching applied after it was created. Stop it with :meth:`stop` (or a ``with`` block);
+    a client garbage-collected while connected closes its connection with a
+    ``ResourceWarning``.
 
     :param host: the broker URL (``amqp://`` or ``amqps://``).
     :param exchange: the isc exchange; services and clients must agree on it.
@@ -92,6 +71,9 @@ class Client:
     :param max_buffered_notifications: how many notifications may wait for the broker's
         confirmation (e.g. during an outage) before :meth:`notify` raises
         :class:`BufferFullError`.
+    :param max_pending_calls: how many calls may wait for their replies at once; one more
+        raises :class:`TooManyPendingCallsError` (so a stuck service cannot make a busy
+        caller's memory grow without bound).
     """
 
     def __init__(
@@ -105,6 +87,7 @@ class Client:
         *,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_notifications: int = 10_000,
+        max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
     ) -> None:
         self._url = host
         self._exchange = validate_exchange_name(exchange)
@@ -116,12 +99,18 @@ class Client:
             None if max_message_size is None else _check_limit("max_message_size", max_message_size)
         )
         self._max_buffered = _check_limit("max_buffered_notifications", max_buffered_notifications)
-        self._pending: dict[str, _PendingCall] = {}
+        self._calls = CallTable(
+            host,
+            self._exchange,
+            max_message_size=self._max_message_size,
+            max_pending=_check_limit("max_pending_calls", max_pending_calls),
+        )
         self._lock = threading.Lock()
-        self._worker: AmqpWorker | None = None
         self._closed = False
-        self._dropped_replies = 0
-        self._last_worker: AmqpWorker | None = None  # keeps stats readable after stop()
+        # The I/O thread refers to the call table, never to the client: when the client is
+        # garbage-collected without stop(), this closes its connection and ends the thread.
+        finalizer = weakref.finalize(self, self._calls.abandon)
+        finalizer.atexit = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -136,15 +125,18 @@ class Client:
         Notifications not yet confirmed by the broker get up to ``timeout`` seconds to be
         confirmed first; any left are logged as possibly undelivered.
         """
+        calls = self._calls
         with self._lock:
-            worker, self._worker = self._worker, None
-            self._last_worker = worker
+            worker, calls.worker = calls.worker, None
+            if worker is not None:
+                calls.last_worker = worker
             self._closed = True
-        if worker is not None:
+        if worker is not None and worker.fork_generation == _process.fork_generation():
             if worker.buffered:
                 worker.wait_confirmed(timeout)
-            worker.stop()
-        self._fail_pending(ClientClosedError("the client was stopped"), only_sent=False)
+            worker.stop(timeout)
+        calls.fail_pending(ClientClosedError("the client was stopped"), only_sent=False)
+        calls.callbacks.close()
 
     def __enter__(self) -> Client:
         return self.start()
@@ -162,13 +154,13 @@ class Client:
         Notifications are delivered at least once: they wait in a bounded buffer while the
         connection is down and are published again if it drops before the broker confirms them.
         """
-        worker = self._worker
+        worker = self._calls.worker
         return worker is None or worker.wait_confirmed(timeout)
 
     @property
     def pending_calls(self) -> int:
         """How many calls are waiting for their reply."""
-        return len(self._pending)
+        return len(self._calls.pending)
 
     @property
     def stats(self) -> dict[str, int]:
@@ -179,36 +171,74 @@ class Client:
         reconnect; ``nacked``: notifications the broker refused once (published again);
         ``abandoned``: notifications still unconfirmed when the client stopped.
         """
-        worker = self._worker or self._last_worker
+        worker = self._calls.worker or self._calls.last_worker
         counters = dict(worker.stats) if worker is not None else {}
-        return {"dropped_replies": self._dropped_replies, **counters}
+        return {"dropped_replies": self._calls.dropped_replies, **counters}
 
     @property
     def is_connected(self) -> bool:
         """True while the connection and the reply queue are up."""
-        worker = self._worker
+        worker = self._calls.worker
         return worker is not None and worker.ready.is_set()
 
+    @property
+    def _worker(self) -> AmqpWorker | None:
+        """The current I/O worker, if started (for isc's own tools)."""
+        return self._calls.worker
+
     def _get_worker(self) -> AmqpWorker:
-        worker = self._worker
-        if worker is not None:
+        worker = self._calls.worker
+        if (
+            worker is not None
+            and worker.fork_generation == _process.fork_generation()
+            and worker.gevent_mode == _process.gevent_patched()
+        ):
             return worker
+        return self._new_worker()
+
+    def _new_worker(self) -> AmqpWorker:
+        """Start a worker: the first, or one for a forked child or a newly patched process."""
+        calls = self._calls
+        if calls.worker is not None and calls.worker.fork_generation != _process.fork_generation():
+            # A forked child: the parent's worker, its thread gone, shares the parent's
+            # sockets. Close this process's copies without a word on the wire; the calls
+            # it was waiting for are the parent's.
+            old, calls.worker = calls.worker, None
+            self._lock = threading.Lock()  # it may have been held by a thread of the parent
+            old.abandon_after_fork()
+            calls.fail_pending(ConnectionLostError("the process forked"), only_sent=False)
+            calls.callbacks = type(calls.callbacks)()
         with self._lock:
+            worker = calls.worker
+            if worker is not None and worker.gevent_mode != _process.gevent_patched():
+                # gevent patched the process after this worker started on a real thread:
+                # its loop would block the hub. Hand over to a worker built for gevent.
+                log.info("gevent's monkey patching was applied: reconnecting the isc client")
+                calls.worker = None
+                worker.stop(timeout=1)
+                calls.fail_pending(
+                    ConnectionLostError("reconnecting after gevent's monkey patching"),
+                    only_sent=True,
+                )
+                self._lock = threading.Lock()
+                worker = None
+            if worker is not None:
+                return worker
             if self._closed:
                 raise ClientClosedError("the client was stopped; create a new Client")
-            if self._worker is None:
-                self._worker = AmqpWorker(
-                    self._url,
-                    self._exchange,
-                    connect_timeout=self._connect_timeout,
-                    reconnect_timeout=self._reconnect_timeout,
-                    setup=self._setup_channel,
-                    on_return=self._on_return,
-                    on_disconnect=lambda exc: self._fail_pending(exc, only_sent=True),
-                    max_buffered=self._max_buffered,
-                )
-                self._worker.start()
-            return self._worker
+            worker = AmqpWorker(
+                self._url,
+                self._exchange,
+                connect_timeout=self._connect_timeout,
+                reconnect_timeout=self._reconnect_timeout,
+                setup=calls.setup_channel,
+                on_return=calls.on_return,
+                on_disconnect=calls.on_disconnect,
+                max_buffered=self._max_buffered,
+            )
+            calls.worker = worker
+            worker.start()
+            return worker
 
     # -- settings ----------------------------------------------------------------------------
 
@@ -256,25 +286,27 @@ class Client:
         *,
         timeout: float | None = None,
     ) -> Any:
-        """Like :meth:`invoke`, with explicit arguments and a per-call ``timeout``."""
+        """Like :meth:`invoke`, with explicit arguments and a per-call ``timeout``.
+
+        The call returns as soon as its own reply is read, whichever thread reads it, and
+        never later than ``timeout`` seconds after it was made.
+        """
         timeout = self._invoke_timeout if timeout is None else _check_timeout(timeout)
         deadline = time.monotonic() + timeout
         # No timer on the I/O thread: this thread waits, and expires the call itself.
         future = self._send(service, method, args, kwargs, timeout, timer=False)
-        worker = self._worker
-        if worker is not None and not future.done():
-            # If the I/O thread is idle, wait for the reply on this thread: no hand-over.
-            worker.run_until(future.done, timeout)
-        try:
-            return future.result(max(0.0, deadline - time.monotonic()))
-        except concurrent.futures.TimeoutError:
-            pass
-        if self._pop(future.extra["correlation_id"]) is None:
-            return future.result(_CALLER_GRACE)  # the reply came in just now
-        error = self._timeout_error(future.cannonical_name, timeout)
-        future.reject(error)
-        del future  # the traceback holds this frame: keep the future out of that cycle
-        raise error
+        if not future.done():
+            worker = self._calls.worker
+            if worker is not None:
+                worker.wait_for(future, deadline)  # reads the reply itself if it can
+            else:
+                future._wait_done(max(0.0, deadline - time.monotonic()))
+        if not future.done():
+            error = self._calls.timeout_error(future.cannonical_name, timeout)
+            if future.reject(error):  # else its reply won the race: return it
+                del future  # the traceback holds this frame: keep the future out of that cycle
+                raise error
+        return future.result(0)
 
     def call_async(
         self,
@@ -309,11 +341,11 @@ class Client:
         envelope = request.encode(codec)  # encode errors reach the caller right here
         self._check_size(envelope, f"the request to {service}.{method}")
         future = FutureResult(name, correlation_id=request.correlation_id)
-        call = _PendingCall(future, codec, name, timeout)
+        call = PendingCall(future, codec, name, timeout)
         cid = request.correlation_id
         worker = self._get_worker()
-        self._pending[cid] = call
-        future.add_done_callback(self._forget)  # a bound method: no reference cycle
+        calls = self._calls
+        calls.add(cid, call)
 
         def on_sent() -> bool:
             if future.done():
@@ -329,9 +361,14 @@ class Client:
             wants_reply=True,
             expiration_at=time.monotonic() + timeout,
             on_sent=on_sent,
-            on_taken=(lambda: self._arm_timer(worker, cid, call)) if timer else None,
+            on_taken=(lambda: calls.arm_timer(worker, cid, call)) if timer else None,
         )
-        worker.submit(call.outgoing)
+        try:
+            worker.submit(call.outgoing)
+        except ClientClosedError as exc:
+            calls.pop(cid)
+            future.reject(exc)
+            raise
         return future
 
     def notify(self, event: str, *args: Any, **kwargs: Any) -> None:
@@ -363,150 +400,6 @@ class Client:
     def __repr__(self) -> str:
         state = "connected" if self.is_connected else "not connected"
         return f"<isc Client {redact_url(self._url)} exchange={self._exchange!r} {state}>"
-
-    # -- reply handling (I/O thread) ---------------------------------------------------------
-
-    def _setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
-        """Declare the exchanges and this connection's reply queue, then consume it."""
-        worker = self._worker
-        assert worker is not None
-        # The same declarations as isclib 1.x, so either side may declare first.
-        channel.exchange_declare(
-            self._exchange, exchange_type="direct", durable=False, auto_delete=False
-        )
-        channel.exchange_declare(
-            fanout_exchange_name(self._exchange),
-            exchange_type="fanout",
-            durable=False,
-            auto_delete=False,
-        )
-        queue = reply_queue_name()
-        channel.queue_declare(queue, exclusive=True, auto_delete=True)
-        # isclib 1.x nodes publish replies to the exchange with routing key = reply_to.
-        channel.queue_bind(queue, self._exchange, routing_key=queue)
-
-        def consuming(_frame: object) -> None:
-            worker.reply_to = queue
-            ready()
-
-        channel.basic_consume(queue, self._on_delivery, auto_ack=True, callback=consuming)
-
-    def _on_delivery(
-        self, channel: object, method: object, properties: pika.spec.BasicProperties, body: bytes
-    ) -> None:
-        self._on_reply(properties, body)
-
-    def _arm_timer(self, worker: AmqpWorker, cid: str, call: _PendingCall) -> None:
-        if call.future.done() or call.timer is not None:
-            return
-        remaining = call.timeout  # armed right after submission: close enough, never early
-        call.timer = worker.call_later(remaining, lambda: self._expire(cid))
-
-    def _expire(self, cid: str) -> None:
-        call = self._pending.get(cid)
-        if call is not None:
-            call.timer = None  # it is firing: nothing to cancel
-            self._pop(cid)
-            call.future.reject(self._timeout_error(call.name, call.timeout))
-
-    def _timeout_error(self, name: str, timeout: float) -> TimeoutException:
-        worker = self._worker
-        if worker is not None and not worker.ready.is_set():
-            detail = f"; not connected to {redact_url(self._url)}"
-            if worker.last_error is not None:
-                detail += f" ({type(worker.last_error).__name__}: {worker.last_error})"
-            return TimeoutException(f"no reply from {name} within {timeout:g}s{detail}")
-        return TimeoutException(f"no reply from {name} within {timeout:g}s")
-
-    def _pop(self, cid: str) -> _PendingCall | None:
-        """Take a call out of the pending map: cancel its timer and drop its request (and the
-        closures that refer back to it, so that the call is freed by reference counting)."""
-        call = self._pending.pop(cid, None)
-        if call is not None:
-            call.outgoing = None
-            timer, call.timer = call.timer, None
-            worker = self._worker
-            if timer is not None and worker is not None:
-                worker.call_soon(lambda: worker.cancel_timer(timer))
-        return call
-
-    def _forget(self, future: concurrent.futures.Future[Any]) -> None:
-        """A call's future is done: forget the call, if whoever finished it did not."""
-        self._pop(future.extra["correlation_id"])  # type: ignore[attr-defined]
-
-    def _on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
-        cid = properties.correlation_id
-        call = self._pop(cid) if cid else None
-        if call is None:
-            self._dropped_replies += 1
-            log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
-            return
-        limit = self._max_message_size
-        if limit is not None and len(body) > limit:
-            call.future.reject(
-                MessageTooLargeError(
-                    f"the reply of {call.name} is {len(body)} bytes, over this client's "
-                    f"max_message_size of {limit} bytes; it was not decoded"
-                )
-            )
-            return
-        envelope = received_envelope(properties, body)
-        try:
-            reply = Reply.decode(envelope, call.codec)
-        except DecodeError as exc:
-            call.future.reject(exc)
-            return
-        error = reply.to_exception()
-        if error is None:
-            call.future.resolve(reply.result)
-        else:
-            call.future.reject(error)
-
-    def _on_return(
-        self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
-    ) -> None:
-        cid = properties.correlation_id
-        call = self._pending.get(cid) if cid else None
-        if call is None:
-            return
-        worker = self._worker
-        outgoing = call.outgoing
-        if (
-            worker is not None
-            and outgoing is not None
-            and worker.connections > 1
-            and time.monotonic() - worker.ready_since < RECONNECT_GRACE
-            and (outgoing.expiration_at or 0) - time.monotonic() > _RETRY_DELAY
-        ):
-            # Just reconnected: the service's nodes may not have redeclared their queue yet.
-            log.debug("%s unroutable right after a reconnect; retrying", call.name)
-            worker.call_later(_RETRY_DELAY, lambda: self._resubmit(worker, call))
-            return
-        self._pop(cid)
-        service = call.name.split(".", 1)[0]
-        call.future.reject(
-            ServiceNotFoundError(
-                f"no node serves {service!r}: the request to {call.name} could not be routed "
-                f"(AMQP {method.reply_code} {method.reply_text}). Is a node of service "
-                f"{service!r} running on exchange {self._exchange!r}?"
-            )
-        )
-
-    def _resubmit(self, worker: AmqpWorker, call: _PendingCall) -> None:
-        outgoing = call.outgoing
-        if outgoing is None or call.future.done():
-            return
-        try:
-            worker.submit(outgoing)
-        except ClientClosedError as exc:
-            call.future.reject(exc)
-
-    def _fail_pending(self, error: BaseException, *, only_sent: bool) -> None:
-        for cid, call in list(self._pending.items()):
-            if only_sent and not call.sent:
-                continue
-            if self._pop(cid) is not None:
-                call.future.reject(type(error)(f"{call.name}: {error}"))
 
 
 class ServiceProxy:

@@ -8,8 +8,12 @@ while it waits for I/O. Whoever holds that lock may use the connection, as if on
 - :meth:`AmqpWorker.submit` publishes on the caller's thread when the loop is waiting (no
   wake-up of the I/O thread); when the loop is busy, the item joins a deque and one
   ``add_callback_threadsafe`` has the loop publish everything gathered in one write.
-- :meth:`AmqpWorker.run_until` lets a caller blocked in a call run the loop itself until its
-  reply arrives, so a call costs no hand-over between threads at all.
+- :meth:`AmqpWorker.wait_for` lets a caller blocked in a call run the loop itself until its
+  reply arrives, so a call costs no hand-over between threads at all. One caller at a time
+  drives the loop, and only until its own call ends; the others wait on their own futures,
+  which the driver finishes as it reads their replies. Nobody holds the lock while waiting
+  for I/O, and no user code runs under it (done-callbacks run on the client's callback
+  thread), so no caller ever waits for another caller's call.
 
 Items submitted with ``confirm=True`` (notifications) go out on a second channel in
 publisher-confirm mode and count against a bounded buffer until the broker confirms them; if
@@ -40,9 +44,11 @@ from isc.core import (
     ClientClosedError,
     ConnectionLostError,
     Envelope,
+    WrongThreadError,
     redact_url,
 )
 
+from . import _process
 from ._frames import (
     INCOMPLETE,
     Delivery,
@@ -51,6 +57,7 @@ from ._frames import (
     parse_delivery,
     publish_frames,
 )
+from ._future import FutureResult
 from ._threadloop import SharedIOLoop, shared_ioloop
 
 __all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
@@ -386,6 +393,10 @@ class AmqpWorker:
         # The node passes a gevent-aware loop (isc.server); the client never imports gevent.
         # A client's own loop is a SharedIOLoop where it can be: callers then publish on
         # their own thread instead of waking the I/O thread (see submit()).
+        #: The process this worker belongs to (see :mod:`isc.client._process`): a forked
+        #: child must not touch it, a process patched by gevent since needs another.
+        self.fork_generation = _process.fork_generation()
+        self.gevent_mode = _process.gevent_patched() or ioloop_factory is not None
         if ioloop_factory is not None:
             self._ioloop = ioloop_factory()
         else:
@@ -440,8 +451,34 @@ class AmqpWorker:
         if self._thread is None or self.stopped.is_set():
             return
         self._ioloop.add_callback_threadsafe(self._shutdown)
-        if threading.current_thread() is not self._thread:
+        if timeout > 0 and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: close this process's copies of the worker's descriptors (the
+        socket, the poller's) without a byte on the wire or a change to the epoll instances
+        the parent still uses. The worker is unusable afterwards."""
+        self._stopping = True
+        self.ready.clear()
+        connection = self._connection
+        transport = getattr(connection, "_transport", None)
+        sock = getattr(transport, "_sock", None)
+        if sock is not None:
+            sock.close()  # the child's descriptor only: the parent's connection lives on
+        poller = getattr(self._ioloop, "_poller", None)
+        close = getattr(poller, "close_after_fork", None)
+        if close is not None:
+            close()
+        else:  # pika's own poller (gevent mode): its wake-up socket pair
+            for name in ("_r_interrupt", "_w_interrupt"):
+                pair_end = getattr(poller, name, None)
+                if pair_end is not None:
+                    pair_end.close()
+        self._inbox.clear()
+        self._parked.clear()
+        self._unconfirmed.clear()
+        self._buffered = 0
+        self.stopped.set()
 
     def submit(self, item: Outgoing, *, batch: bool = False) -> None:
         """Publish ``item`` (thread-safe): at once from this thread when the loop is shared
@@ -514,18 +551,41 @@ class AmqpWorker:
             return
         self._ioloop.add_callback_threadsafe(callback)
 
-    def run_until(self, done: Callable[[], bool], timeout: float) -> None:
-        """Run the loop on this thread until ``done()`` or ``timeout`` seconds, if the loop is
-        shared: a blocked caller reads its own reply. (If the I/O thread is busy, this waits
-        for the end of its pass first; it may well have handled the reply by then.) Returns
-        at once on the loop's own thread, or when the loop cannot be shared."""
+    def wait_for(self, future: FutureResult, deadline: float) -> bool:
+        """Wait until ``future`` is done or the monotonic ``deadline`` passes; return whether
+        it is done.
+
+        Where the loop is shared and nobody drives it, this thread drives it (reads and
+        dispatches what arrives, for every caller) until its own future is done: a caller
+        alone reads its own reply, with no hand-over between threads. Otherwise it waits on
+        the future, which whoever reads the reply finishes. Either way it never waits for
+        another caller's call, and never past ``deadline``.
+
+        Raises :class:`WrongThreadError` on the loop's own thread, which would wait for a
+        reply only it can read.
+        """
         shared = self._shared
-        if shared is None or shared.in_loop() or not shared.lock.acquire(timeout=timeout):
-            return
-        try:
-            shared.drive(done, timeout)
-        finally:
-            shared.lock.release()
+        if shared is not None:
+            if shared.is_loop_thread():
+                raise WrongThreadError(
+                    f"a blocking call to {future.cannonical_name} was made on the isc client's "
+                    "I/O thread, which reads the replies: use call_async() there"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining > 0 and not shared.driven and shared.lock.acquire(timeout=remaining):
+                try:
+                    shared.drive(future.done, deadline - time.monotonic())
+                finally:
+                    shared.lock.release()
+        if future.done():
+            return True
+        return future._wait_done(max(0.0, deadline - time.monotonic()))
+
+    def wake_driver(self) -> None:
+        """Wake a caller that drives the loop (it may be waiting for a call just failed)."""
+        shared = self._shared
+        if shared is not None and shared.driven:
+            shared.wake_threadsafe()
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> object:
         """Schedule ``callback`` on the I/O thread; only call this on the I/O thread (or
@@ -543,6 +603,7 @@ class AmqpWorker:
     # -- the I/O thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
+        native = None if self.gevent_mode else _process.native_thread_ident()
         try:
             self._connect()
             self._ioloop.start()
@@ -555,6 +616,8 @@ class AmqpWorker:
                 self._ioloop.close()
             except Exception:  # pragma: no cover
                 self._log.debug("closing the I/O loop failed", exc_info=True)
+            if native is not None and _process.gevent_patched():
+                _process.before_native_thread_exit(native)  # patched while it ran
 
     def _connect(self) -> None:
         if self._stopping:

@@ -22,13 +22,14 @@ and the worker uses pika's own loop (and a node its gevent loop).
 from __future__ import annotations
 
 import select
-import sys
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pika.adapters.select_connection import IOLoop, PollPoller
+
+from . import _process
 
 #: How late a timer may run rather than wake the waiting loop for it (the loop computes its
 #: wait from the same timers, a few microseconds apart).
@@ -42,6 +43,11 @@ class SharedPollerMixin:
 
     A poller class lists this mixin first and calls :meth:`_released_wait` around the call
     that blocks; ``_current()`` names the running thread (or greenlet).
+
+    The lock is only ever held for short, bounded work (dispatching events, publishing):
+    whoever waits for I/O, the loop's own thread or a driver, lets go of it first, and no
+    user code runs under it. A thread that takes it therefore never waits for another
+    caller's call.
     """
 
     _get_max_wait: Callable[[], float]
@@ -52,8 +58,10 @@ class SharedPollerMixin:
         #: Held by the loop except while it waits for I/O; whoever holds it may use the
         #: connection as if it ran on the loop.
         self.lock = lock
-        #: The monotonic time the current wait ends (0 while the loop is not waiting).
+        #: The monotonic time the loop thread's current wait ends (0 while not waiting).
         self.waiting_until = 0.0
+        #: The same for the driver's current wait (0 while nobody drives or it does not wait).
+        self.driver_waiting_until = 0.0
         self._owner: object = None  # the loop's thread (or greenlet) while it runs
         self._driver: object = None  # another thread running the loop for a while (drive())
 
@@ -65,6 +73,15 @@ class SharedPollerMixin:
         """Whether the caller runs the loop now: its own thread (or greenlet), or a driver."""
         current = self._current()
         return current == self._driver or (self._owner is not None and current == self._owner)
+
+    def is_loop_thread(self) -> bool:
+        """Whether the caller is the loop's own thread (or greenlet)."""
+        return self._owner is not None and self._current() == self._owner
+
+    @property
+    def driven(self) -> bool:
+        """Whether another thread drives the loop now (see :meth:`drive`)."""
+        return self._driver is not None
 
     def start(self) -> None:
         """Run the loop, holding :attr:`lock` except while waiting for events."""
@@ -87,9 +104,11 @@ class SharedPollerMixin:
             self.waiting_until = 0.0
 
     def wake_if_later_than(self, deadline: float) -> None:
-        """Wake the waiting loop if its wait ends after ``deadline`` (monotonic); call this
-        holding :attr:`lock` after adding a timer from outside the loop."""
-        if self.waiting_until > deadline + _TIMER_SLACK:
+        """Wake whoever waits for the loop's events (its thread, or the driver) if that wait
+        ends after ``deadline`` (monotonic); call this holding :attr:`lock` after adding a
+        timer from outside the loop."""
+        until = self.driver_waiting_until if self._driver is not None else self.waiting_until
+        if until > deadline + _TIMER_SLACK:
             self.wake_threadsafe()
 
     def drive(self, until: Callable[[], bool], timeout: float) -> bool:
@@ -108,6 +127,11 @@ class SharedEPollPoller(SharedPollerMixin, PollPoller):  # type: ignore[misc]
     itself, dispatching the events and running the timers, as the I/O thread would have.
     A thread blocked in a call thus reads its own reply, with no hand-over between threads
     (each one costs several futex calls on the GIL and a context switch).
+
+    One thread drives at a time, and only until its own call ends; it lets go of the lock
+    while it waits, like the I/O thread, so other threads publish meanwhile, and the replies
+    it reads for them finish their futures at once. While a driver drives, the I/O thread
+    wakes only for timers and leaves the descriptors to the driver.
     """
 
     POLL_TIMEOUT_MULT = 1  # epoll takes seconds
@@ -142,7 +166,8 @@ class SharedEPollPoller(SharedPollerMixin, PollPoller):  # type: ignore[misc]
         if outer is None:  # pragma: no cover - not activated
             return
         self._released_wait(outer.poll)
-        self._dispatch(self._poll.poll(0))
+        if self._driver is None:  # else the driver reads the descriptors; timers are ours
+            self._dispatch(self._poll.poll(0))
 
     def _dispatch(self, events: list[tuple[int, int]]) -> None:
         if events:
@@ -152,19 +177,35 @@ class SharedEPollPoller(SharedPollerMixin, PollPoller):  # type: ignore[misc]
             self._dispatch_fd_events(ready)
 
     def drive(self, until: Callable[[], bool], timeout: float) -> bool:
-        """Run the loop on this thread until ``until()`` or ``timeout`` (holding the lock)."""
+        """Run the loop on this thread until ``until()`` or ``timeout`` (holding the lock,
+        which it releases while it waits). False, at once, if the loop is not running or
+        another thread drives it."""
         outer, inner = self._outer, self._poll
-        if outer is None or inner is None or not self._running or self._stopping:
+        if (
+            outer is None
+            or inner is None
+            or not self._running
+            or self._stopping
+            or self._driver is not None
+        ):
             return False
         deadline = time.monotonic() + timeout
         outer.unregister(inner.fileno())
         self._driver = self._current()
+        lock = self.lock
         try:
             while not until() and not self._stopping:
                 wait = min(self._get_max_wait(), deadline - time.monotonic())
                 if wait < 0:
                     break
-                self._dispatch(inner.poll(wait))
+                self.driver_waiting_until = time.monotonic() + wait
+                lock.release()
+                try:
+                    events = inner.poll(wait)
+                finally:
+                    lock.acquire()
+                    self.driver_waiting_until = 0.0
+                self._dispatch(events)
                 self._process_timeouts()
         finally:
             self._driver = None
@@ -175,6 +216,20 @@ class SharedEPollPoller(SharedPollerMixin, PollPoller):  # type: ignore[misc]
             if remaining is not None:
                 self.wake_if_later_than(time.monotonic() + remaining)
         return True
+
+    def close_after_fork(self) -> None:
+        """In a forked child: close this poller's descriptors without touching the epoll
+        instances they share with the parent (unregistering would change the parent's)."""
+        for name in ("_outer", "_poll"):
+            epoll = getattr(self, name, None)
+            if epoll is not None:
+                epoll.close()
+                setattr(self, name, None)
+        for name in ("_r_interrupt", "_w_interrupt"):
+            sock = getattr(self, name, None)
+            if sock is not None:
+                sock.close()
+                setattr(self, name, None)
 
 
 class SharedIOLoop(IOLoop):  # type: ignore[misc]
@@ -205,19 +260,22 @@ class SharedIOLoop(IOLoop):  # type: ignore[misc]
         """See :meth:`SharedPollerMixin.drive`."""
         return self._poller.drive(until, timeout)
 
+    @property
+    def driven(self) -> bool:
+        """Whether a thread other than the loop's drives it now."""
+        return self._poller.driven
 
-def _gevent_patched() -> bool:
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None:
-        return False
-    try:
-        return bool(monkey.is_module_patched("select") or monkey.is_module_patched("threading"))
-    except Exception:  # pragma: no cover - an unexpected gevent version
-        return True
+    def is_loop_thread(self) -> bool:
+        """Whether the caller is the loop's own thread."""
+        return self._poller.is_loop_thread()
+
+    def wake_threadsafe(self) -> None:
+        """Wake whoever waits for the loop's events (thread-safe)."""
+        self._poller.wake_threadsafe()
 
 
 def shared_ioloop() -> SharedIOLoop | None:
     """A :class:`SharedIOLoop` where it works (plain threads, ``select.epoll``), else None."""
-    if not hasattr(select, "epoll") or _gevent_patched():
+    if not hasattr(select, "epoll") or _process.gevent_patched():
         return None
     return SharedIOLoop()

@@ -33,7 +33,9 @@ from .errors import (
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
+    TooManyPendingCallsError,
     UnknownCodecError,
+    WrongThreadError,
 )
 from .naming import (
     DEFAULT_EXCHANGE,
@@ -94,6 +96,8 @@ __all__ = [
     "describe_payload",
     # errors
     "BufferFullError",
+    "TooManyPendingCallsError",
+    "WrongThreadError",
     "ClientClosedError",
     "CodecException",
     "CodecNotAllowedError",

@@ -9,7 +9,9 @@ Every error isc raises derives from :class:`IscError`::
     │   ├── TimeoutException     no reply within the invoke timeout
     │   ├── ConnectionLostError  the broker connection is gone and the reply cannot arrive
     │   ├── ClientClosedError    the client was stopped
-    │   └── BufferFullError      too many notifications wait for the broker
+    │   ├── BufferFullError      too many notifications wait for the broker
+    │   │   └── TooManyPendingCallsError  too many calls wait for their replies
+    │   └── WrongThreadError     a blocking call made where its reply could never be read
     ├── CodecException           a payload could not be encoded or decoded
     │   ├── EncodeError          the value cannot be written by this codec
     │   ├── DecodeError          the payload is not valid for this codec
@@ -32,6 +34,8 @@ __all__ = [
     "ConnectionLostError",
     "ClientClosedError",
     "BufferFullError",
+    "TooManyPendingCallsError",
+    "WrongThreadError",
     "CodecException",
     "EncodeError",
     "DecodeError",
@@ -99,6 +103,19 @@ class BufferFullError(LocalException):
     Notifications wait in a bounded buffer while the connection is down, so a long outage
     cannot exhaust memory; the limit is the client's ``max_buffered_notifications``.
     """
+
+
+class TooManyPendingCallsError(BufferFullError):
+    """A call was refused: the client already has ``max_pending_calls`` calls waiting.
+
+    Each pending call holds memory until its reply, its timeout or a disconnect ends it, so
+    a service that stopped answering cannot make a busy caller grow without bound.
+    """
+
+
+class WrongThreadError(LocalException):
+    """A blocking call was made on the client's own I/O thread, which reads the replies:
+    it could never return. Use ``call_async`` there, or call from another thread."""
 
 
 class CodecException(IscError):

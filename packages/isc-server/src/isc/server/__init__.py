@@ -2,13 +2,16 @@
 
 Importing ``isc.server`` applies gevent's monkey patching (``gevent.monkey.patch_all()``), so
 the node's calls, timers and any ``Client`` used inside services cooperate on one thread. Import
-it before anything that opens sockets or starts threads; ``isc.client`` alone never does this.
+it early; it also works after threads (a ``Client``'s among them) started, and a ``Client``
+made before switches to gevent on its next call. ``isc.client`` alone never patches.
 """
 
 from gevent import monkey
 
 if not monkey.is_module_patched("socket"):
-    monkey.patch_all()
+    from ._patching import patch_all
+
+    patch_all()
 
 from isc.client import Client, RemoteException, TimeoutException
 from isc.core import ConfigurationError

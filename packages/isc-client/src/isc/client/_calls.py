@@ -1,0 +1,279 @@
+"""CallTable: a client's pending calls, and everything the I/O loop does to end them.
+
+It is the part of a :class:`~isc.client.Client` that the I/O thread refers to (the reply
+queue's consumer, returned messages, timers, disconnects), and it refers back to no
+``Client``: a client dropped without ``stop()`` can therefore be garbage-collected, and its
+finalizer stops the I/O thread (see ``Client.__init__``).
+
+Pending calls live in one bounded map keyed by correlation id and always leave it: on their
+reply, an error, their timeout, a disconnect, a stop, or when their caller gives up.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import pika.channel
+import pika.spec
+
+from isc.core import (
+    AbstractCodec,
+    ClientClosedError,
+    DecodeError,
+    MessageTooLargeError,
+    Reply,
+    ServiceNotFoundError,
+    TimeoutException,
+    TooManyPendingCallsError,
+    fanout_exchange_name,
+    redact_url,
+    reply_queue_name,
+)
+
+from ._callbacks import CallbackRunner
+from ._connection import AmqpWorker, Outgoing, received_envelope
+from ._future import FutureResult
+
+__all__ = ["CallTable", "PendingCall"]
+
+log = logging.getLogger("isc.client")
+
+#: After a reconnect, nodes may still be redeclaring their queues (a restarted broker forgets
+#: non-durable ones): for this many seconds an unroutable call is retried within its deadline
+#: instead of failing with ServiceNotFoundError.
+RECONNECT_GRACE = 5.0
+_RETRY_DELAY = 0.2
+
+
+class PendingCall:
+    """A call waiting for its reply: the future, the codec to decode with, its timer."""
+
+    __slots__ = ("codec", "future", "name", "outgoing", "sent", "timeout", "timer")
+
+    def __init__(self, future: FutureResult, codec: AbstractCodec, name: str, timeout: float):
+        self.future = future
+        self.codec = codec
+        self.name = name
+        self.timeout = timeout
+        self.sent = False
+        self.timer: object | None = None
+        self.outgoing: Outgoing | None = None
+
+
+class CallTable:
+    """The pending calls of one client and the I/O loop's handlers that end them."""
+
+    def __init__(
+        self,
+        url: str,
+        exchange: str,
+        *,
+        max_message_size: int | None,
+        max_pending: int,
+    ) -> None:
+        self.url = url
+        self.exchange = exchange
+        self.max_message_size = max_message_size
+        self.max_pending = max_pending
+        self.pending: dict[str, PendingCall] = {}
+        #: The current I/O worker (None before the first use and after stop()).
+        self.worker: AmqpWorker | None = None
+        #: The last worker, kept after stop() so that stats stay readable.
+        self.last_worker: AmqpWorker | None = None
+        self.dropped_replies = 0
+        self.callbacks = CallbackRunner()
+
+    # -- adding and ending calls (any thread) ------------------------------------------------
+
+    def add(self, cid: str, call: PendingCall) -> None:
+        """Track ``call``; raise :class:`TooManyPendingCallsError` when the table is full."""
+        pending = self.pending
+        if len(pending) >= self.max_pending:
+            raise TooManyPendingCallsError(
+                f"{len(pending)} calls are already waiting for their replies (the limit is "
+                f"{self.max_pending}); is {call.name.split('.', 1)[0]!r} answering? Wait for "
+                "some to finish, or raise max_pending_calls"
+            )
+        call.future._runner = self.callbacks
+        pending[cid] = call
+        call.future._add_internal_callback(self.forget)  # a bound method: no reference cycle
+
+    def pop(self, cid: str) -> PendingCall | None:
+        """Take a call out of the pending map: cancel its timer and drop its request (and the
+        closures that refer back to it, so that the call is freed by reference counting)."""
+        call = self.pending.pop(cid, None)
+        if call is not None:
+            call.outgoing = None
+            timer, call.timer = call.timer, None
+            worker = self.worker
+            if timer is not None and worker is not None:
+                worker.call_soon(lambda: worker.cancel_timer(timer))
+        return call
+
+    def forget(self, future: concurrent.futures.Future[Any]) -> None:
+        """A call's future is done: forget the call, if whoever finished it did not."""
+        self.pop(future.extra["correlation_id"])  # type: ignore[attr-defined]
+
+    def fail_pending(self, error: BaseException, *, only_sent: bool) -> None:
+        """Fail the pending calls (only those already published, with ``only_sent``)."""
+        for cid, call in list(self.pending.items()):
+            if only_sent and not call.sent:
+                continue
+            if self.pop(cid) is not None:
+                call.future.reject(type(error)(f"{call.name}: {error}"))
+        worker = self.worker
+        if worker is not None:
+            worker.wake_driver()  # a caller driving the loop may wait for one of them
+
+    def timeout_error(self, name: str, timeout: float) -> TimeoutException:
+        """The error of a call that got no reply within ``timeout`` seconds."""
+        worker = self.worker
+        if worker is not None and not worker.ready.is_set():
+            detail = f"; not connected to {redact_url(self.url)}"
+            if worker.last_error is not None:
+                detail += f" ({type(worker.last_error).__name__}: {worker.last_error})"
+            return TimeoutException(f"no reply from {name} within {timeout:g}s{detail}")
+        return TimeoutException(f"no reply from {name} within {timeout:g}s")
+
+    def abandon(self) -> None:
+        """The client was garbage-collected without ``stop()``: release its I/O thread, its
+        sockets and its broker connection (a ``ResourceWarning`` says so)."""
+        worker, self.worker = self.worker, None
+        self.callbacks.close()
+        if worker is None or worker.stopped.is_set():
+            return
+        warnings.warn(
+            f"an isc Client for {redact_url(self.url)} was dropped without stop(); its "
+            "connection is closed now. Call client.stop() (or use 'with Client(...)')",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        worker.stop(timeout=0)
+        self.fail_pending(ClientClosedError("the client was dropped"), only_sent=False)
+
+    # -- the I/O loop ------------------------------------------------------------------------
+
+    def setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        """Declare the exchanges and this connection's reply queue, then consume it."""
+        worker = self.worker
+        assert worker is not None
+        # The same declarations as isclib 1.x, so either side may declare first.
+        channel.exchange_declare(
+            self.exchange, exchange_type="direct", durable=False, auto_delete=False
+        )
+        channel.exchange_declare(
+            fanout_exchange_name(self.exchange),
+            exchange_type="fanout",
+            durable=False,
+            auto_delete=False,
+        )
+        queue = reply_queue_name()
+        channel.queue_declare(queue, exclusive=True, auto_delete=True)
+        # isclib 1.x nodes publish replies to the exchange with routing key = reply_to.
+        channel.queue_bind(queue, self.exchange, routing_key=queue)
+
+        def consuming(_frame: object) -> None:
+            worker.reply_to = queue
+            ready()
+
+        channel.basic_consume(queue, self.on_delivery, auto_ack=True, callback=consuming)
+
+    def on_delivery(
+        self, channel: object, method: object, properties: pika.spec.BasicProperties, body: bytes
+    ) -> None:
+        """A message on the reply queue."""
+        self.on_reply(properties, body)
+
+    def on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
+        """Finish the call ``properties.correlation_id`` names with the reply in ``body``."""
+        cid = properties.correlation_id
+        call = self.pop(cid) if cid else None
+        if call is None:
+            self.dropped_replies += 1
+            log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            return
+        limit = self.max_message_size
+        if limit is not None and len(body) > limit:
+            call.future.reject(
+                MessageTooLargeError(
+                    f"the reply of {call.name} is {len(body)} bytes, over this client's "
+                    f"max_message_size of {limit} bytes; it was not decoded"
+                )
+            )
+            return
+        envelope = received_envelope(properties, body)
+        try:
+            reply = Reply.decode(envelope, call.codec)
+        except DecodeError as exc:
+            call.future.reject(exc)
+            return
+        error = reply.to_exception()
+        if error is None:
+            call.future.resolve(reply.result)
+        else:
+            call.future.reject(error)
+
+    def arm_timer(self, worker: AmqpWorker, cid: str, call: PendingCall) -> None:
+        """Fail ``call`` when its timeout passes (on the I/O loop)."""
+        if call.future.done() or call.timer is not None:
+            return
+        remaining = call.timeout  # armed right after submission: close enough, never early
+        call.timer = worker.call_later(remaining, lambda: self.expire(cid))
+
+    def expire(self, cid: str) -> None:
+        """The timer of call ``cid`` fired: fail it with :class:`TimeoutException`."""
+        call = self.pending.get(cid)
+        if call is not None:
+            call.timer = None  # it is firing: nothing to cancel
+            self.pop(cid)
+            call.future.reject(self.timeout_error(call.name, call.timeout))
+
+    def on_return(
+        self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
+    ) -> None:
+        """The broker returned a request: no queue is bound for its service."""
+        cid = properties.correlation_id
+        call = self.pending.get(cid) if cid else None
+        if call is None:
+            return
+        worker = self.worker
+        outgoing = call.outgoing
+        if (
+            worker is not None
+            and outgoing is not None
+            and worker.connections > 1
+            and time.monotonic() - worker.ready_since < RECONNECT_GRACE
+            and (outgoing.expiration_at or 0) - time.monotonic() > _RETRY_DELAY
+        ):
+            # Just reconnected: the service's nodes may not have redeclared their queue yet.
+            log.debug("%s unroutable right after a reconnect; retrying", call.name)
+            worker.call_later(_RETRY_DELAY, lambda: self.resubmit(worker, call))
+            return
+        self.pop(cid)
+        service = call.name.split(".", 1)[0]
+        call.future.reject(
+            ServiceNotFoundError(
+                f"no node serves {service!r}: the request to {call.name} could not be routed "
+                f"(AMQP {method.reply_code} {method.reply_text}). Is a node of service "
+                f"{service!r} running on exchange {self.exchange!r}?"
+            )
+        )
+
+    def resubmit(self, worker: AmqpWorker, call: PendingCall) -> None:
+        """Publish ``call``'s request again (after it came back unroutable)."""
+        outgoing = call.outgoing
+        if outgoing is None or call.future.done():
+            return
+        try:
+            worker.submit(outgoing)
+        except ClientClosedError as exc:
+            call.future.reject(exc)
+
+    def on_disconnect(self, error: BaseException) -> None:
+        """The connection dropped: calls already published can no longer get their reply."""
+        self.fail_pending(error, only_sent=True)
