@@ -227,6 +227,44 @@ def test_cpu_bound_work_on_the_loop_costs_the_node_its_connection(
     wait_for(lambda: "lost its connection" in node.output, message="the node to be dropped")
 
 
+def _dropped(client: Client, service: str) -> dict[str, int]:
+    """The node-wide drop counters of the node serving ``service``, through ``_inspect``."""
+    dropped: dict[str, int] = client.invoke(service, "_inspect")["metrics"]["dropped"]
+    return dropped
+
+
+@pytest.mark.codec_independent
+def test_a_flood_of_slow_notifications_leaves_calls_answered_and_the_node_connected(
+    amqp_url: str, exchange: str
+) -> None:
+    # Listeners wait behind a gate: 2 run, 10 wait for a listener slot, 18 are dropped. Before
+    # listeners had a pool of their own, the node's loop waited for a slot of the call pool:
+    # it read nothing, answered nothing and missed its 2 s heartbeats.
+    extra = ["--pool", "2", "--listener-pool", "2", "--max-queued-notifications", "10"]
+    with (
+        NodeProcess.serve(
+            f"{amqp_url}?heartbeat=2", exchange, "calc:Work", "calc:Gated", extra=extra
+        ) as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=10) as client,
+    ):
+        for _ in range(30):
+            client.notify("gated", 30)
+        assert client.flush(10)
+        wait_for(
+            lambda: _dropped(client, "work")["dropped_notifications"] == 18,
+            message="the overflow to be counted",
+        )
+        # Every listener slot is taken and the backlog is full; calls are still answered.
+        assert [client.work.work(0) for _ in range(5)] == [node.pid] * 5
+        assert client.gated.state() == {"running": 2, "finished": 0, "calls": 0}
+        client.gated.open()
+        wait_for(lambda: client.gated.state()["finished"] == 12, message="the backlog to drain")
+        assert client.work.started_count() == 5  # no call ran twice
+        assert _dropped(client, "work")["dropped_notifications"] == 18
+        assert node.output.count("dropping notification 'gated'") == 1  # not one per drop
+        assert "lost its connection" not in node.output
+
+
 def test_message_size_limits_give_clear_errors_on_both_sides(
     amqp_url: str, exchange: str, codec: AbstractCodec
 ) -> None:

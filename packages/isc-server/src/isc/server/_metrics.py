@@ -54,6 +54,9 @@ COUNTERS: tuple[str, ...] = (
     "unsendable_replies",
     # a notification that could not be decoded: dropped
     "bad_notifications",
+    # a notification that found every listener slot taken and the listeners' backlog full
+    # (max_queued_notifications), or that still waited when the node stopped: dropped
+    "dropped_notifications",
 )
 
 #: The kinds of handlers a node runs.

@@ -1,0 +1,148 @@
+"""The node's I/O loop never waits: listeners have a bounded pool and backlog of their own
+(no broker: the loop's callbacks are called directly)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gevent
+import gevent.event
+import pika.spec
+import pytest
+
+from isc.core import ConfigurationError, JSONCodec, Notification
+from isc.server import Node, on
+
+GUARD = 10  # seconds: a bound for waits that should end at once
+
+
+class FakeChannel:
+    def __init__(self) -> None:
+        self.acks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, delivery_tag: int, multiple: bool = False) -> None:
+        self.acks.append((delivery_tag, multiple))
+
+
+class FakeWorker:
+    def __init__(self) -> None:
+        self.generation = 1
+        self.channel = FakeChannel()
+
+
+class Deliver:
+    def __init__(self, tag: int) -> None:
+        self.delivery_tag = tag
+        self.routing_key = "isc_service_slow"
+
+
+class Slow:
+    """A listener that waits until the test releases it."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        self.release = gevent.event.Event()
+        self.started: list[Any] = []
+
+    @on("slow")
+    def wait(self, n: int) -> None:
+        self.started.append(n)
+        self.release.wait(GUARD)
+
+
+def broadcast(node: Node, event: str, *args: Any) -> None:
+    """Deliver a notification to the node as its broadcast consumer would."""
+    envelope = Notification(event, args).encode(JSONCodec())
+    properties = pika.spec.BasicProperties(
+        content_type=envelope.content_type,
+        correlation_id=envelope.correlation_id or "c-1",
+        headers=dict(envelope.headers),
+    )
+    node._on_broadcast(None, None, properties, envelope.body)  # type: ignore[arg-type]
+
+
+def slow_node(**options: Any) -> tuple[Node, Slow]:
+    node = Node(**options)
+    service = Slow()
+    node.register_service(service)
+    node._listeners = node._services.listeners()  # what run() does
+    return node, service
+
+
+def test_listeners_have_a_pool_of_their_own_and_never_make_the_loop_wait(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node, service = slow_node(thread_pool_size=2, listener_pool_size=2, max_queued_notifications=3)
+    with caplog.at_level(logging.WARNING, logger="isc.server"), gevent.Timeout(GUARD):
+        for n in range(10):  # the loop's callback returns for each, however full the pool
+            broadcast(node, "slow", n)
+    gevent.sleep(0)
+    assert service.started == [0, 1]  # two listener slots
+    assert node._pool.running == 0  # the call pool is untouched
+    assert node.metrics.counters["dropped_notifications"] == 5  # 2 run, 3 wait, 5 dropped
+    assert caplog.text.count("dropping notification 'slow'") == 1  # not one line per drop
+    service.release.set()
+    assert node._listener_pool.join(GUARD)
+    assert service.started == [0, 1, 2, 3, 4]  # the oldest were kept, the newest dropped
+    node.stop()  # ends the rate-limited log's timer with a summary line
+    assert "dropped 4 more notification(s)" in caplog.text
+
+
+def test_the_listener_pool_defaults_to_the_call_pool_size() -> None:
+    node = Node(thread_pool_size=3)
+    assert node._listener_pool.size == 3
+    assert node._listener_pool.max_queued == 1000
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"listener_pool_size": 0}, "listener_pool_size"),
+        ({"max_queued_notifications": -1}, "max_queued_notifications"),
+        ({"max_queued_notifications": 1.5}, "max_queued_notifications"),
+    ],
+)
+def test_listener_capacity_options_are_checked(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Node(**options)
+
+
+def test_requests_queue_instead_of_waiting_for_a_slot() -> None:
+    node = Node(thread_pool_size=1)
+    node._worker = FakeWorker()  # type: ignore[assignment]
+    release = gevent.event.Event()
+    ran: list[int] = []
+
+    def handle(service: str, generation: int, tag: int, *rest: Any) -> None:
+        ran.append(tag)
+        release.wait(GUARD)
+
+    node._handle_request = handle  # type: ignore[method-assign]
+    with gevent.Timeout(GUARD):
+        for tag in (1, 2, 3):  # e.g. a new channel's deliveries while the old one's run
+            node._on_request(None, Deliver(tag), None, b"")  # type: ignore[arg-type]
+    assert node._pool.queued == 2
+    release.set()
+    assert node._pool.join(GUARD)
+    assert ran == [1, 2, 3]
+
+
+def test_queued_requests_are_left_to_the_broker_when_their_channel_goes() -> None:
+    node = Node(thread_pool_size=1)
+    node._worker = FakeWorker()  # type: ignore[assignment]
+    release = gevent.event.Event()
+    ran: list[int] = []
+
+    def handle(service: str, generation: int, tag: int, *rest: Any) -> None:
+        ran.append(tag)
+        release.wait(GUARD)
+
+    node._handle_request = handle  # type: ignore[method-assign]
+    for tag in (1, 2, 3):
+        node._on_request(None, Deliver(tag), None, b"")  # type: ignore[arg-type]
+    node._on_disconnect(ConnectionError("cut"))  # the broker redelivers 2 and 3
+    release.set()
+    assert node._pool.join(GUARD)
+    assert ran == [1]
