@@ -265,6 +265,39 @@ def test_a_flood_of_slow_notifications_leaves_calls_answered_and_the_node_connec
         assert "lost its connection" not in node.output
 
 
+@pytest.mark.codec_independent
+def test_requests_whose_caller_is_gone_are_skipped_once_a_reply_comes_back(
+    tcp_proxy: TcpProxy, amqp_url: str, exchange: str
+) -> None:
+    assert tcp_proxy.url is not None
+    with (
+        NodeProcess.serve(amqp_url, exchange, "calc:Gated", extra=["--pool", "1"]) as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=30) as checker,
+        Client(tcp_proxy.url, exchange=exchange, invoke_timeout=30) as caller,
+    ):
+        assert caller.wait_connected(10)
+        futures = [caller.gated.wait.call_async(30) for _ in range(4)]
+        # The node's one slot holds the first call; the other three wait in the queue.
+        wait_for(lambda: "gated-call-started 1" in node.output, message="the call to start")
+        tcp_proxy.cut()
+        for future in futures:
+            with pytest.raises(ConnectionLostError):
+                future.result(10)
+        # Reconnected: the broker has long dropped the old connection and its reply queue.
+        wait_for(lambda: caller.is_connected, message="the caller to reconnect")
+        checker.notify("open_gate")  # a listener opens the gate: the call slot is taken
+        # The first call ran and its reply came back unroutable; the node skipped the rest.
+        wait_for(
+            lambda: _dropped(checker, "gated")["orphaned_requests"] == 3,
+            message="the orphaned requests to be skipped",
+        )
+        assert checker.gated.state()["calls"] == 1
+        dropped = _dropped(checker, "gated")
+        assert dropped["unroutable_replies"] == 1
+        assert node.output.count("skipping request(s) for reply queue") == 1
+        assert caller.gated.wait(0) == node.pid  # the caller's new reply queue works
+
+
 def test_message_size_limits_give_clear_errors_on_both_sides(
     amqp_url: str, exchange: str, codec: AbstractCodec
 ) -> None:

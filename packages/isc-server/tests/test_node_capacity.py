@@ -1,5 +1,6 @@
-"""The node's I/O loop never waits: listeners have a bounded pool and backlog of their own
-(no broker: the loop's callbacks are called directly)."""
+"""The node's I/O loop never waits: listeners have a bounded pool and backlog of their own,
+and requests whose reply queue is gone are skipped (no broker: the loop's callbacks are
+called directly)."""
 
 from __future__ import annotations
 
@@ -146,3 +147,45 @@ def test_queued_requests_are_left_to_the_broker_when_their_channel_goes() -> Non
     release.set()
     assert node._pool.join(GUARD)
     assert ran == [1]
+
+
+class Return:
+    def __init__(self, routing_key: str) -> None:
+        self.routing_key = routing_key
+        self.reply_code = 312
+        self.reply_text = "NO_ROUTE"
+
+
+def test_requests_for_a_reply_queue_that_came_back_unroutable_are_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    node = Node(thread_pool_size=4)
+    worker = FakeWorker()
+    node._worker = worker  # type: ignore[assignment]
+    ran: list[int] = []
+    node._handle_request = lambda s, g, tag, *rest: ran.append(tag)  # type: ignore[method-assign]
+    gone = pika.spec.BasicProperties(reply_to="response-gone")
+    alive = pika.spec.BasicProperties(reply_to="response-alive")
+    with caplog.at_level(logging.WARNING, logger="isc.server"):
+        node._on_request(None, Deliver(1), gone, b"")  # type: ignore[arg-type]
+        node._on_return(Return("response-gone"), gone)  # type: ignore[arg-type]
+        node._on_return(Return("response-gone"), gone)  # type: ignore[arg-type]
+        for tag, properties in ((2, gone), (3, alive), (4, gone)):
+            node._on_request(None, Deliver(tag), properties, b"")  # type: ignore[arg-type]
+    assert node._pool.join(GUARD)
+    assert ran == [1, 3]  # the first ran before the node knew; 2 and 4 were skipped
+    assert sorted(tag for tag, _ in worker.channel.acks) == [2, 4]
+    assert node.metrics.counters["orphaned_requests"] == 2
+    assert node.metrics.counters["unroutable_replies"] == 2
+    assert caplog.text.count("'response-gone' was returned") == 1
+    assert caplog.text.count("skipping request(s) for reply queue 'response-gone'") == 1
+
+
+def test_the_node_remembers_a_bounded_number_of_gone_reply_queues(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("isc.server._node.MAX_GONE_REPLY_QUEUES", 3)
+    node = Node()
+    for n in range(5):
+        node._on_return(Return(f"q{n}"), None)  # type: ignore[arg-type]
+    assert list(node._gone_reply_queues) == ["q2", "q3", "q4"]

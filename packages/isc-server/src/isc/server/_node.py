@@ -14,6 +14,7 @@ import re
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -77,6 +78,8 @@ DEFAULT_MAX_QUEUED_NOTIFICATIONS = 1000
 #: After logging a dropped notification, the node logs further drops as one summary line at
 #: most this often (seconds), however many there are.
 DROP_LOG_INTERVAL = 10.0
+#: How many reply queues known to be gone (their caller's connection closed) a node remembers.
+MAX_GONE_REPLY_QUEUES = 10_000
 
 Hook = Callable[..., Any]
 
@@ -185,6 +188,8 @@ class Node:
         self._listener_pool = TaskPool(listener_pool_size, max_queued=max_queued_notifications)
         self._drops_unlogged = 0  # dropped notifications not logged yet (see _drop_notification)
         self._drop_log_timer: gevent.Greenlet | None = None
+        # reply_to -> requests skipped since the broker returned a reply to it as unroutable
+        self._gone_reply_queues: OrderedDict[str, int] = OrderedDict()
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
@@ -241,7 +246,7 @@ class Node:
             connect_timeout=5,
             reconnect_timeout=self._reconnect_timeout,
             setup=self._setup_channel,
-            on_return=lambda method, properties: None,
+            on_return=self._on_return,
             on_disconnect=self._on_disconnect,
             name="isc-node",
             logger=log,
@@ -398,6 +403,42 @@ class Node:
                 forgotten,
             )
 
+    def _on_return(
+        self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
+    ) -> None:
+        """The broker returned a reply (published ``mandatory``): its reply queue is gone.
+
+        A client's reply queue is exclusive and auto-deleted, so it goes when the caller's
+        connection does, and its name is never used again: the node remembers it (a bounded
+        number of them) and skips the requests that still name it (see :meth:`_on_request`).
+        """
+        queue = method.routing_key  # replies are published with routing key = reply_to
+        self.metrics.count("unroutable_replies")
+        if not queue or queue in self._gone_reply_queues:
+            return
+        log.warning(
+            "a reply to %r was returned (%s %s): its caller's connection is gone; "
+            "requests still waiting with that reply_to are skipped",
+            queue,
+            method.reply_code,
+            method.reply_text,
+        )
+        self._gone_reply_queues[queue] = 0
+        if len(self._gone_reply_queues) > MAX_GONE_REPLY_QUEUES:
+            self._gone_reply_queues.popitem(last=False)
+
+    def _skip_orphaned(self, generation: int, tag: int, reply_to: str) -> None:
+        """Ack, without running it, a request whose reply queue is known to be gone."""
+        skipped = self._gone_reply_queues[reply_to] = self._gone_reply_queues[reply_to] + 1
+        self._gone_reply_queues.move_to_end(reply_to)
+        self.metrics.count("orphaned_requests")
+        if skipped == 1:  # once per gone queue; the counter has the rest
+            log.warning(
+                "skipping request(s) for reply queue %r: their caller's connection is gone",
+                reply_to,
+            )
+        self._ack(generation, tag)
+
     # -- requests ----------------------------------------------------------------------------
 
     def _on_request(
@@ -414,6 +455,9 @@ class Node:
             self._running.clear()
             self._finished.clear()
         self._running.add(method.delivery_tag)
+        if self._gone_reply_queues and properties.reply_to in self._gone_reply_queues:
+            self._skip_orphaned(generation, method.delivery_tag, properties.reply_to)
+            return
         service = self._queues.get(method.routing_key, "")
         self._pool.spawn(  # never waits: with every slot taken, the request is queued
             self._handle_request, service, generation, method.delivery_tag, properties, body
@@ -533,6 +577,7 @@ class Node:
                 out,
                 self.exchange,
                 reply_to,
+                mandatory=True,  # a reply to a gone queue comes back: see _on_return
                 on_published=lambda: self._ack_later(generation, tag),
             ),
             batch=len(self._running) > 1,
