@@ -189,3 +189,14 @@ def test_the_node_remembers_a_bounded_number_of_gone_reply_queues(
     for n in range(5):
         node._on_return(Return(f"q{n}"), None)  # type: ignore[arg-type]
     assert list(node._gone_reply_queues) == ["q2", "q3", "q4"]
+
+
+def test_isc_run_passes_the_listener_options_it_is_given() -> None:
+    from argparse import Namespace
+
+    from isc.server.cli_run import _listener_capacity
+
+    assert _listener_capacity(Namespace()) == {}  # a parser without the options
+    assert _listener_capacity(Namespace(listener_pool=None, max_queued_notifications=None)) == {}
+    given = Namespace(listener_pool=3, max_queued_notifications=0)
+    assert _listener_capacity(given) == {"listener_pool_size": 3, "max_queued_notifications": 0}
