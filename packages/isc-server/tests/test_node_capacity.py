@@ -200,3 +200,23 @@ def test_isc_run_passes_the_listener_options_it_is_given() -> None:
     assert _listener_capacity(Namespace(listener_pool=None, max_queued_notifications=None)) == {}
     given = Namespace(listener_pool=3, max_queued_notifications=0)
     assert _listener_capacity(given) == {"listener_pool_size": 3, "max_queued_notifications": 0}
+
+
+def test_an_event_with_more_listeners_than_the_node_holds_is_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    class Many:
+        name = "many"
+
+        @on("busy")
+        def first(self) -> None: ...
+
+        @on("busy")
+        def second(self) -> None: ...
+
+    node = Node(listener_pool_size=1, max_queued_notifications=0)
+    node.register_service(Many())
+    node._listeners = node._services.listeners()
+    with caplog.at_level(logging.WARNING, logger="isc.server"):
+        node._check_listener_capacity()
+    assert "event 'busy' has 2 listeners" in caplog.text

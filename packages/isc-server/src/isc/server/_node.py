@@ -240,6 +240,7 @@ class Node:
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
         self._listeners = self._services.listeners()
+        self._check_listener_capacity()
         self._worker = AmqpWorker(
             self.url,
             self.exchange,
@@ -274,6 +275,21 @@ class Node:
         finally:
             if not self._stopped.is_set():  # interrupted (KeyboardInterrupt): still clean up
                 self.stop()
+
+    def _check_listener_capacity(self) -> None:
+        """Warn about events with more listeners than the listener pool and backlog hold:
+        their notifications are always dropped."""
+        pool = self._listener_pool
+        capacity = pool.size + (pool.max_queued or 0)
+        for event, listeners in sorted(self._listeners.items()):
+            if len(listeners) > capacity:
+                log.warning(
+                    "event %r has %d listeners on this node, more than listener_pool_size + "
+                    "max_queued_notifications (%d): its notifications will all be dropped",
+                    event,
+                    len(listeners),
+                    capacity,
+                )
 
     def wait_for_ready(self, timeout: float | None = None) -> bool:
         """Wait until the node consumes its queues; return whether it does."""
