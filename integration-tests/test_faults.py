@@ -227,6 +227,77 @@ def test_cpu_bound_work_on_the_loop_costs_the_node_its_connection(
     wait_for(lambda: "lost its connection" in node.output, message="the node to be dropped")
 
 
+def _dropped(client: Client, service: str) -> dict[str, int]:
+    """The node-wide drop counters of the node serving ``service``, through ``_inspect``."""
+    dropped: dict[str, int] = client.invoke(service, "_inspect")["metrics"]["dropped"]
+    return dropped
+
+
+@pytest.mark.codec_independent
+def test_a_flood_of_slow_notifications_leaves_calls_answered_and_the_node_connected(
+    amqp_url: str, exchange: str
+) -> None:
+    # Listeners wait behind a gate: 2 run, 10 wait for a listener slot, 18 are dropped. Before
+    # listeners had a pool of their own, the node's loop waited for a slot of the call pool:
+    # it read nothing, answered nothing and missed its 2 s heartbeats.
+    extra = ["--pool", "2", "--listener-pool", "2", "--max-queued-notifications", "10"]
+    with (
+        NodeProcess.serve(
+            f"{amqp_url}?heartbeat=2", exchange, "calc:Work", "calc:Gated", extra=extra
+        ) as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=10) as client,
+    ):
+        for _ in range(30):
+            client.notify("gated", 30)
+        assert client.flush(10)
+        wait_for(
+            lambda: _dropped(client, "work")["dropped_notifications"] == 18,
+            message="the overflow to be counted",
+        )
+        # Every listener slot is taken and the backlog is full; calls are still answered.
+        assert [client.work.work(0) for _ in range(5)] == [node.pid] * 5
+        assert client.gated.state() == {"running": 2, "finished": 0, "calls": 0}
+        client.gated.open()
+        wait_for(lambda: client.gated.state()["finished"] == 12, message="the backlog to drain")
+        assert client.work.started_count() == 5  # no call ran twice
+        assert _dropped(client, "work")["dropped_notifications"] == 18
+        assert node.output.count("dropping notification 'gated'") == 1  # not one per drop
+        assert "lost its connection" not in node.output
+
+
+@pytest.mark.codec_independent
+def test_requests_whose_caller_is_gone_are_skipped_once_a_reply_comes_back(
+    tcp_proxy: TcpProxy, amqp_url: str, exchange: str
+) -> None:
+    assert tcp_proxy.url is not None
+    with (
+        NodeProcess.serve(amqp_url, exchange, "calc:Gated", extra=["--pool", "1"]) as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=30) as checker,
+        Client(tcp_proxy.url, exchange=exchange, invoke_timeout=30) as caller,
+    ):
+        assert caller.wait_connected(10)
+        futures = [caller.gated.wait.call_async(30) for _ in range(4)]
+        # The node's one slot holds the first call; the other three wait in the queue.
+        wait_for(lambda: "gated-call-started 1" in node.output, message="the call to start")
+        tcp_proxy.cut()
+        for future in futures:
+            with pytest.raises(ConnectionLostError):
+                future.result(10)
+        # Reconnected: the broker has long dropped the old connection and its reply queue.
+        wait_for(lambda: caller.is_connected, message="the caller to reconnect")
+        checker.notify("open_gate")  # a listener opens the gate: the call slot is taken
+        # The first call ran and its reply came back unroutable; the node skipped the rest.
+        wait_for(
+            lambda: _dropped(checker, "gated")["orphaned_requests"] == 3,
+            message="the orphaned requests to be skipped",
+        )
+        assert checker.gated.state()["calls"] == 1
+        dropped = _dropped(checker, "gated")
+        assert dropped["unroutable_replies"] == 1
+        assert node.output.count("skipping request(s) for reply queue") == 1
+        assert caller.gated.wait(0) == node.pid  # the caller's new reply queue works
+
+
 def test_message_size_limits_give_clear_errors_on_both_sides(
     amqp_url: str, exchange: str, codec: AbstractCodec
 ) -> None:

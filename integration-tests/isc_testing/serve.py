@@ -3,6 +3,7 @@
     python -m isc_testing.serve URL EXCHANGE module:Class [module:Class ...]
         [--allow-pickle] [--pool N] [--codec NAME ...] [--max-message-size BYTES]
         [--queue-type legacy|durable|quorum]
+        [--listener-pool N] [--max-queued-notifications N]
 
 gevent's monkey patching happens first (``import isc.server``). Prints ``isc-node-ready`` on
 stdout once the node consumes its queues; SIGTERM stops it gracefully.
@@ -42,6 +43,8 @@ def main() -> None:
     parser.add_argument("--drain-timeout", type=float, default=10.0)
     parser.add_argument("--max-message-size", type=int, default=None)
     parser.add_argument("--queue-type", default="legacy")
+    parser.add_argument("--listener-pool", type=int, default=None)
+    parser.add_argument("--max-queued-notifications", type=int, default=None)
     parser.add_argument("--hook", action="append", default=[], help="NAME=module:function")
     args = parser.parse_args()
     # Services that call other services (a Client inside a node) find the broker here.
@@ -60,6 +63,12 @@ def main() -> None:
         drain_timeout=args.drain_timeout,
         queue_type=args.queue_type,
         **({"max_message_size": args.max_message_size} if args.max_message_size else {}),
+        **({"listener_pool_size": args.listener_pool} if args.listener_pool else {}),
+        **(
+            {"max_queued_notifications": args.max_queued_notifications}
+            if args.max_queued_notifications is not None
+            else {}
+        ),
     )
     for spec in args.services:
         node.register_service(_load(spec)())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from typing import Any
 
@@ -191,6 +192,49 @@ class Work:
     @expose
     def blob(self, size: int) -> str:
         return "x" * size
+
+
+class Gated:
+    """Listeners that wait behind a gate the test opens, so it sees them busy and queued."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()  # gevent's, under the node's monkey patching
+        self.running = 0
+        self.finished = 0
+        self.calls = 0
+
+    @on("gated")
+    def wait_at_gate(self, timeout: float) -> None:
+        self.running += 1
+        try:
+            self.gate.wait(timeout)
+        finally:
+            self.running -= 1
+            self.finished += 1
+
+    @on("open_gate")
+    def open_on_event(self) -> None:
+        """Open the gate from a notification: it arrives even when every call slot is taken."""
+        self.gate.set()
+
+    @expose
+    def wait(self, timeout: float) -> int:
+        """A call that waits at the gate; returns this node's pid."""
+        self.calls += 1
+        print(f"gated-call-started {self.calls}", flush=True)  # tests count without a call
+        self.gate.wait(timeout)
+        return os.getpid()
+
+    @expose
+    def state(self) -> dict[str, int]:
+        """Listeners waiting at the gate now, listeners finished, and calls started."""
+        return {"running": self.running, "finished": self.finished, "calls": self.calls}
+
+    @expose
+    def open(self) -> None:
+        self.gate.set()
 
 
 def _spin(seconds: float) -> int:

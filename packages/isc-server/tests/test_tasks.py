@@ -1,4 +1,4 @@
-"""TaskPool: the node's requests and listeners in greenlets, at most ``size`` at once."""
+"""TaskPool: requests or listeners in greenlets, at most ``size`` at once, never waiting."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def test_tasks_run_in_greenlets_of_their_own() -> None:
     assert ran_in[0] is not gevent.getcurrent()
 
 
-def test_spawn_waits_for_a_free_slot() -> None:
+def test_spawn_never_waits_when_every_slot_is_taken() -> None:
     pool = TaskPool(2)
     release = gevent.event.Event()
     started: list[int] = []
@@ -33,16 +33,122 @@ def test_spawn_waits_for_a_free_slot() -> None:
         started.append(n)
         release.wait(GUARD)
 
-    pool.spawn(task, 1)
-    pool.spawn(task, 2)
-    third = gevent.spawn(pool.spawn, task, 3)
-    gevent.sleep(0.05)
+    assert pool.spawn(task, 1)
+    assert pool.spawn(task, 2)
+    # The node's I/O loop calls spawn: with both slots taken it must return, not wait.
+    with gevent.Timeout(GUARD):
+        assert pool.spawn(task, 3)
+        assert pool.spawn(task, 4)
+    gevent.sleep(0)  # the first two start
     assert started == [1, 2]
-    assert not third.dead  # still waiting for a slot
+    assert (pool.running, pool.queued, len(pool)) == (2, 2, 4)
     release.set()
-    third.join(GUARD)
     assert pool.join(GUARD)
-    assert sorted(started) == [1, 2, 3]
+    assert started == [1, 2, 3, 4]  # queued tasks ran in order, in the freed slots
+    assert (pool.running, pool.queued, len(pool)) == (0, 0, 0)
+
+
+def test_queued_tasks_never_run_more_than_size_at_once() -> None:
+    pool = TaskPool(3)
+    running = 0
+    most = 0
+
+    def task() -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        gevent.sleep(0.001)
+        running -= 1
+
+    for _ in range(20):
+        assert pool.spawn(task)
+    assert pool.join(GUARD)
+    assert most == 3
+
+
+def test_a_bounded_backlog_refuses_tasks_once_full() -> None:
+    pool = TaskPool(1, max_queued=2)
+    release = gevent.event.Event()
+    ran: list[int] = []
+
+    def task(n: int) -> None:
+        ran.append(n)
+        release.wait(GUARD)
+
+    assert pool.room() == 3
+    assert pool.spawn(task, 1)  # runs
+    assert pool.spawn(task, 2)  # waits
+    assert pool.spawn(task, 3)  # waits
+    assert pool.room() == 0
+    with gevent.Timeout(GUARD):
+        assert not pool.spawn(task, 4)  # refused at once: the newest is the one dropped
+    assert pool.queued == 2
+    release.set()
+    assert pool.join(GUARD)
+    assert ran == [1, 2, 3]
+    assert pool.room() == 3
+
+
+def test_a_zero_backlog_refuses_whenever_every_slot_is_taken() -> None:
+    pool = TaskPool(1, max_queued=0)
+    release = gevent.event.Event()
+    assert pool.spawn(release.wait, GUARD)
+    assert not pool.spawn(release.wait, GUARD)
+    release.set()
+    assert pool.join(GUARD)
+    assert pool.spawn(lambda: None)
+    assert pool.join(GUARD)
+
+
+def test_an_unbounded_backlog_takes_every_task() -> None:
+    pool = TaskPool(1)
+    release = gevent.event.Event()
+    assert pool.room() is None
+    for _ in range(100):
+        assert pool.spawn(release.wait, GUARD)
+    assert pool.queued == 99
+    release.set()
+    assert pool.join(GUARD)
+
+
+def test_join_waits_for_queued_tasks_too() -> None:
+    pool = TaskPool(1)
+    release = gevent.event.Event()
+    ran: list[str] = []
+    pool.spawn(release.wait, GUARD)
+    pool.spawn(ran.append, "queued")
+    assert not pool.join(0.05)
+    release.set()
+    assert pool.join(GUARD)
+    assert ran == ["queued"]
+
+
+def test_clear_queued_forgets_waiting_tasks_only() -> None:
+    pool = TaskPool(1)
+    release = gevent.event.Event()
+    ran: list[str] = []
+
+    def first() -> None:
+        release.wait(GUARD)
+        ran.append("running")
+
+    pool.spawn(first)
+    pool.spawn(ran.append, "queued 1")
+    pool.spawn(ran.append, "queued 2")
+    assert pool.clear_queued() == 2
+    release.set()
+    assert pool.join(GUARD)
+    assert ran == ["running"]
+    assert pool.room() is None
+    assert pool.spawn(lambda: None)  # the slot is free again
+    assert pool.join(GUARD)
+
+
+def test_a_pool_needs_a_slot_and_a_non_negative_backlog() -> None:
+    with pytest.raises(ValueError, match="at least one slot"):
+        TaskPool(0)
+    with pytest.raises(ValueError, match="max_queued"):
+        TaskPool(1, max_queued=-1)
 
 
 def test_join_times_out_while_a_task_runs() -> None:
@@ -80,9 +186,13 @@ def test_kill_stops_running_and_pending_tasks_and_frees_every_slot() -> None:
     pool.spawn(forever, "started")
     gevent.sleep(0)  # the first task starts and sleeps
     pool.spawn(forever, "never started")
-    pool.kill(timeout=GUARD)
+    pool.spawn(forever, "queued")
+    assert pool.kill(timeout=GUARD) == 1  # the queued task was forgotten
     assert len(pool) == 0
     assert finished == []
-    for _ in range(2):
-        pool.spawn(lambda: None)  # both slots are free
+    ran: list[int] = []
+    for n in range(2):
+        pool.spawn(ran.append, n)  # both slots are free
+    assert pool.queued == 0
     assert pool.join(GUARD)
+    assert ran == [0, 1]

@@ -54,6 +54,13 @@ COUNTERS: tuple[str, ...] = (
     "unsendable_replies",
     # a notification that could not be decoded: dropped
     "bad_notifications",
+    # a notification that found every listener slot taken and the listeners' backlog full
+    # (max_queued_notifications), or that still waited when the node stopped: dropped
+    "dropped_notifications",
+    # a reply the broker returned as unroutable: its caller's reply queue was gone
+    "unroutable_replies",
+    # a request skipped (acked, never run) because its reply queue was known to be gone
+    "orphaned_requests",
 )
 
 #: The kinds of handlers a node runs.

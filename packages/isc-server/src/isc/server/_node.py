@@ -1,8 +1,10 @@
-"""The Node: hosts services, runs their calls in a bounded greenlet pool, runs timers.
+"""The Node: hosts services, runs their calls and listeners in bounded greenlet pools, runs timers.
 
 The node owns one AMQP connection through the client's I/O worker, which under gevent's
 monkey patching runs as a greenlet: every pika call happens on that loop. Request greenlets
 never touch the channel; they hand replies and acks back to the loop (``worker.submit``).
+The loop never waits for a free slot: calls and listeners have pools of their own, and what
+finds its pool full waits in that pool's backlog (see :class:`TaskPool`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 import signal
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -70,6 +73,14 @@ QUEUE_TYPES: dict[str, tuple[bool, dict[str, Any] | None]] = {
 
 _QUEUE_IN_ERROR = re.compile(r"queue '([^']+)'")
 
+#: Default bound of the notifications waiting for a free listener slot.
+DEFAULT_MAX_QUEUED_NOTIFICATIONS = 1000
+#: After logging a dropped notification, the node logs further drops as one summary line at
+#: most this often (seconds), however many there are.
+DROP_LOG_INTERVAL = 10.0
+#: How many reply queues known to be gone (their caller's connection closed) a node remembers.
+MAX_GONE_REPLY_QUEUES = 10_000
+
 Hook = Callable[..., Any]
 
 
@@ -91,6 +102,12 @@ class Node:
     :param url: the broker URL, ``amqp://user:password@host:port/vhost``.
     :param exchange: the isc exchange; services and clients must agree on it.
     :param thread_pool_size: how many calls run at once (the greenlet pool and the prefetch).
+    :param listener_pool_size: how many listeners (``@on`` handlers) run at once, apart from
+        calls (default: ``thread_pool_size``).
+    :param max_queued_notifications: how many listener runs (one per listener of each
+        notification) may wait for a free listener slot. A notification that finds no room
+        for all its listeners is dropped (the newest; those waiting keep their place),
+        logged (rate-limited) and counted as ``dropped_notifications``.
     :param codecs: the codecs accepted (default: json, typedjson and msgpack if installed).
     :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
         sender, so enable it only when every peer on the broker is trusted.
@@ -117,10 +134,22 @@ class Node:
         reconnect_timeout: float = 3.0,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         queue_type: str = "legacy",
+        listener_pool_size: int | None = None,
+        max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
                 f"thread_pool_size must be a positive int, got {thread_pool_size!r}"
+            )
+        if listener_pool_size is None:
+            listener_pool_size = thread_pool_size
+        if not isinstance(listener_pool_size, int) or listener_pool_size < 1:
+            raise ConfigurationError(
+                f"listener_pool_size must be a positive int, got {listener_pool_size!r}"
+            )
+        if not isinstance(max_queued_notifications, int) or max_queued_notifications < 0:
+            raise ConfigurationError(
+                f"max_queued_notifications must be an int >= 0, got {max_queued_notifications!r}"
             )
         self.url = url if url is not None else f"amqp://guest:guest@{hostname}/"
         self.exchange = validate_exchange_name(exchange)
@@ -152,7 +181,15 @@ class Node:
         self._observer = Observer(self.metrics, self.exchange)
         self._services = ServiceTable(self.exchange, metrics=self.metrics.snapshot)
         self._queues: dict[str, str] = {}  # queue name -> service name
+        # Requests: the prefetch bounds them, so their backlog needs no bound of its own (it
+        # holds requests only after a reconnect, while the old channel's calls still run).
         self._pool = TaskPool(thread_pool_size)
+        # Listeners: notifications are auto-acked, so nothing but this backlog bounds them.
+        self._listener_pool = TaskPool(listener_pool_size, max_queued=max_queued_notifications)
+        self._drops_unlogged = 0  # dropped notifications not logged yet (see _drop_notification)
+        self._drop_log_timer: gevent.Greenlet | None = None
+        # reply_to -> requests skipped since the broker returned a reply to it as unroutable
+        self._gone_reply_queues: OrderedDict[str, int] = OrderedDict()
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
@@ -203,13 +240,14 @@ class Node:
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
         self._listeners = self._services.listeners()
+        self._check_listener_capacity()
         self._worker = AmqpWorker(
             self.url,
             self.exchange,
             connect_timeout=5,
             reconnect_timeout=self._reconnect_timeout,
             setup=self._setup_channel,
-            on_return=lambda method, properties: None,
+            on_return=self._on_return,
             on_disconnect=self._on_disconnect,
             name="isc-node",
             logger=log,
@@ -222,11 +260,13 @@ class Node:
         self._worker.start()
         self._start_timers()
         log.info(
-            "node serving %s on %s (exchange %r, %d at a time, codecs %s)",
+            "node serving %s on %s (exchange %r, %d call(s) and %d listener(s) at a time, "
+            "codecs %s)",
             ", ".join(sorted(self._services.services)) or "nothing",
             redact_url(self.url),
             self.exchange,
             self.concurrency,
+            self._listener_pool.size,
             ", ".join(self.codecs.names),
         )
         try:
@@ -236,12 +276,28 @@ class Node:
             if not self._stopped.is_set():  # interrupted (KeyboardInterrupt): still clean up
                 self.stop()
 
+    def _check_listener_capacity(self) -> None:
+        """Warn about events with more listeners than the listener pool and backlog hold:
+        their notifications are always dropped."""
+        pool = self._listener_pool
+        capacity = pool.size + (pool.max_queued or 0)
+        for event, listeners in sorted(self._listeners.items()):
+            if len(listeners) > capacity:
+                log.warning(
+                    "event %r has %d listeners on this node, more than listener_pool_size + "
+                    "max_queued_notifications (%d): its notifications will all be dropped",
+                    event,
+                    len(listeners),
+                    capacity,
+                )
+
     def wait_for_ready(self, timeout: float | None = None) -> bool:
         """Wait until the node consumes its queues; return whether it does."""
         return self._ready.wait(timeout)
 
     def stop(self) -> None:
-        """Stop consuming, let in-flight calls finish (``drain_timeout``), stop timers, close."""
+        """Stop consuming, let in-flight calls and listeners finish (``drain_timeout``, which
+        also covers the ones waiting for a slot), stop timers, close."""
         if self._stopping:
             self._stopped.wait(self.drain_timeout + 10)
             return
@@ -249,12 +305,25 @@ class Node:
         worker = self._worker
         if worker is not None:
             worker.call_soon(self._cancel_consumers)
-        busy = len(self._pool)
-        if busy:
-            log.info("stopping: waiting up to %.0fs for %d call(s)", self.drain_timeout, busy)
+        calls, listeners = len(self._pool), len(self._listener_pool)
+        if calls or listeners:
+            log.info(
+                "stopping: waiting up to %.0fs for %d call(s) and %d listener(s)",
+                self.drain_timeout,
+                calls,
+                listeners,
+            )
+        deadline = time.monotonic() + self.drain_timeout
         if not self._pool.join(timeout=self.drain_timeout):
             log.warning("stopping: %d call(s) did not finish in time", len(self._pool))
-            self._pool.kill(timeout=1)
+            self._pool.kill(timeout=1)  # the broker redelivers what never ran
+        if not self._listener_pool.join(timeout=max(0.0, deadline - time.monotonic())):
+            log.warning("stopping: %d listener(s) did not finish in time", len(self._listener_pool))
+            for _ in range(self._listener_pool.kill(timeout=1)):
+                self.metrics.count("dropped_notifications")  # queued, never ran
+        if self._drop_log_timer is not None:
+            self._drop_log_timer.kill(block=False)
+            self._log_dropped_notifications()
         gevent.killall(self._timers, block=True, timeout=1)
         if worker is not None:
             worker.stop()
@@ -274,6 +343,7 @@ class Node:
     # -- AMQP topology (I/O loop) ------------------------------------------------------------
 
     def _setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+        self._forget_queued_requests()
         channel.basic_qos(prefetch_count=self.concurrency)
         channel.exchange_declare(
             self.exchange, exchange_type="direct", durable=False, auto_delete=False
@@ -336,6 +406,54 @@ class Node:
     def _on_disconnect(self, error: BaseException) -> None:
         self._ready.clear()
         log.warning("node lost its connection (%s); in-flight calls will be redelivered", error)
+        self._forget_queued_requests()
+
+    def _forget_queued_requests(self) -> None:
+        """Drop the requests still waiting for a slot: their channel is gone, so the broker
+        delivers them again (running them too would run them twice)."""
+        forgotten = self._pool.clear_queued()
+        if forgotten:
+            log.info(
+                "%d request(s) waiting for a free slot were left to the broker, which "
+                "redelivers them",
+                forgotten,
+            )
+
+    def _on_return(
+        self, method: pika.spec.Basic.Return, properties: pika.spec.BasicProperties
+    ) -> None:
+        """The broker returned a reply (published ``mandatory``): its reply queue is gone.
+
+        A client's reply queue is exclusive and auto-deleted, so it goes when the caller's
+        connection does, and its name is never used again: the node remembers it (a bounded
+        number of them) and skips the requests that still name it (see :meth:`_on_request`).
+        """
+        queue = method.routing_key  # replies are published with routing key = reply_to
+        self.metrics.count("unroutable_replies")
+        if not queue or queue in self._gone_reply_queues:
+            return
+        log.warning(
+            "a reply to %r was returned (%s %s): its caller's connection is gone; "
+            "requests still waiting with that reply_to are skipped",
+            queue,
+            method.reply_code,
+            method.reply_text,
+        )
+        self._gone_reply_queues[queue] = 0
+        if len(self._gone_reply_queues) > MAX_GONE_REPLY_QUEUES:
+            self._gone_reply_queues.popitem(last=False)
+
+    def _skip_orphaned(self, generation: int, tag: int, reply_to: str) -> None:
+        """Ack, without running it, a request whose reply queue is known to be gone."""
+        skipped = self._gone_reply_queues[reply_to] = self._gone_reply_queues[reply_to] + 1
+        self._gone_reply_queues.move_to_end(reply_to)
+        self.metrics.count("orphaned_requests")
+        if skipped == 1:  # once per gone queue; the counter has the rest
+            log.warning(
+                "skipping request(s) for reply queue %r: their caller's connection is gone",
+                reply_to,
+            )
+        self._ack(generation, tag)
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -353,8 +471,11 @@ class Node:
             self._running.clear()
             self._finished.clear()
         self._running.add(method.delivery_tag)
+        if self._gone_reply_queues and properties.reply_to in self._gone_reply_queues:
+            self._skip_orphaned(generation, method.delivery_tag, properties.reply_to)
+            return
         service = self._queues.get(method.routing_key, "")
-        self._pool.spawn(
+        self._pool.spawn(  # never waits: with every slot taken, the request is queued
             self._handle_request, service, generation, method.delivery_tag, properties, body
         )
 
@@ -472,6 +593,7 @@ class Node:
                 out,
                 self.exchange,
                 reply_to,
+                mandatory=True,  # a reply to a gone queue comes back: see _on_return
                 on_published=lambda: self._ack_later(generation, tag),
             ),
             batch=len(self._running) > 1,
@@ -528,8 +650,54 @@ class Node:
             log.error("bad notification dropped: %s; %s", exc, describe_payload(body))
             self.metrics.count("bad_notifications")
             return
-        for listener in self._listeners.get(notification.event, ()):
-            self._pool.spawn(self._run_listener, listener, notification)
+        listeners = self._listeners.get(notification.event)
+        if not listeners:
+            return
+        pool = self._listener_pool
+        room = pool.room()
+        if room is not None and room < len(listeners):
+            self._drop_notification(notification.event)
+            return
+        for listener in listeners:  # never waits: room() said the pool takes them all
+            pool.spawn(self._run_listener, listener, notification)
+
+    def _drop_notification(self, event: str) -> None:
+        """Count a notification dropped for want of listener capacity; log rate-limited.
+
+        The first drop is logged at once; later ones are summed up in one line every
+        :data:`DROP_LOG_INTERVAL` seconds while they go on.
+        """
+        self.metrics.count("dropped_notifications")
+        if self._drop_log_timer is not None:
+            self._drops_unlogged += 1
+            return
+        log.warning(
+            "dropping notification %r: %d listener(s) run and %d wait, the most this node "
+            "takes (raise listener_pool_size or max_queued_notifications, or make listeners "
+            "faster); further drops are summed up every %.0fs",
+            event,
+            self._listener_pool.running,
+            self._listener_pool.queued,
+            DROP_LOG_INTERVAL,
+        )
+        self._drop_log_timer = gevent.spawn_later(
+            DROP_LOG_INTERVAL, self._log_dropped_notifications
+        )
+
+    def _log_dropped_notifications(self) -> None:
+        """Log the drops since the last line; keep summing while drops go on."""
+        self._drop_log_timer = None
+        if not self._drops_unlogged:
+            return
+        log.warning(
+            "dropped %d more notification(s) since the last line: the listeners' backlog was full",
+            self._drops_unlogged,
+        )
+        self._drops_unlogged = 0
+        if not self._stopping:
+            self._drop_log_timer = gevent.spawn_later(
+                DROP_LOG_INTERVAL, self._log_dropped_notifications
+            )
 
     def _run_listener(self, listener: Callable[..., Any], notification: Notification) -> None:
         observed = self._observer.listener(listener, notification)
