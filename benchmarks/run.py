@@ -670,6 +670,11 @@ def fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def fmt_ratio(value: float) -> str:
+    """A ratio for the table: two decimals, or two significant digits below 0.01."""
+    return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.2g}"
+
+
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     lines = [
@@ -679,7 +684,8 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         lines.append(
             f"| {row['metric']} | {fmt(row['isc'])} | {fmt(row['raw'])} | "
-            f"{row['ratio']:.2f} | {row['ratio_min']:.2f}-{row['ratio_max']:.2f} | "
+            f"{fmt_ratio(row['ratio'])} | "
+            f"{fmt_ratio(row['ratio_min'])}-{fmt_ratio(row['ratio_max'])} | "
             f"{row['better']} |"
         )
     return "\n".join(lines)
