@@ -1,12 +1,14 @@
 """isc against a raw-pika RPC baseline on the same broker, in the same run: ``make bench``.
 
-    python benchmarks/run.py [--rounds N] [--quick]
+    python benchmarks/run.py [--rounds N] [--quick] [--fastpath on|off]
 
 Starts a throwaway RabbitMQ (or uses ``ISC_URL`` if set), an isc node hosting
 ``integration-tests/services/calc.py``'s ``Calc`` and the raw-pika server of ``raw_server.py``,
 then runs every scenario in interleaved rounds (isc and raw alternate which goes first). Each
 isc figure is divided by the raw figure of the same round; the table shows medians over the
-rounds. Writes ``benchmarks/results/results.json``, ``results.png`` and ``table.md``.
+rounds. The mixed-latency scenario has no raw side: it compares one isc client's fast calls
+while other threads wait on slow calls with the same fast calls alone, in the same round.
+Writes ``benchmarks/results/results.json``, ``results.png`` and ``table.md``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -33,7 +37,7 @@ sys.path.insert(0, str(HERE))
 
 from raw_client import RawClient  # noqa: E402
 
-from isc.client import Client  # noqa: E402
+from isc.client import Client, TimeoutException  # noqa: E402
 from isc.codecs import get_codec  # noqa: E402
 from isc.core import fanout_exchange_name, redact_url  # noqa: E402
 from isc_testing.broker import RabbitMQNode  # noqa: E402
@@ -48,6 +52,21 @@ CODECS = ("json", "typedjson", "msgpack", "pickle")
 SIZES = {"100 B": 100, "10 KB": 10_000, "1 MB": 1_000_000}
 IN_FLIGHT = 100
 SLOW_CALLS = 1000
+#: The main node's pool (and prefetch): enough that neither the pipelined scenario nor the
+#: mixed-latency one ever queues a call on the node.
+NODE_POOL = 100
+#: Mixed latency: threads making slow calls, threads making fast ones (one shared client).
+MIXED_SLOW_THREADS = 2
+MIXED_FAST_THREADS = 2
+MIXED_SLOW_WAIT = 0.5  # seconds the node sleeps (cooperatively) in each slow call
+#: Every call of the mixed scenario gives up after this long: a client that holds a fast call
+#: behind a slow one shows up as latency, one that loses a reply as a timeout, never a hang.
+MIXED_CALL_TIMEOUT = 10.0
+#: The environment variable that will switch the client and node to stock pika ("0").
+FASTPATH_ENV = "ISC_PIKA_FASTPATH"
+
+if MIXED_SLOW_THREADS + MIXED_FAST_THREADS > NODE_POOL:
+    raise SystemExit("the mixed-latency scenario needs a node pool of at least its threads")
 
 Row = dict[str, Any]
 
@@ -62,6 +81,7 @@ class Settings:
         self.notify_count = int(5000 * scale)
         self.payload = 0.8 * scale
         self.payload_min_calls = 3
+        self.mixed = 2.0 * scale
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -228,6 +248,118 @@ def isc_slow(client: Client) -> Row:
     return {"calls": SLOW_CALLS, "seconds": elapsed, "ratio_to_ideal_1s": elapsed / 1.0}
 
 
+class Threads:
+    """Threads that hand their errors to the thread that joins them, and a bounded join."""
+
+    def __init__(self, targets: list[Callable[[], None]]) -> None:
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._guard(t), daemon=True) for t in targets]
+        for thread in self.threads:
+            thread.start()
+
+    def _guard(self, target: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                target()
+            except BaseException as exc:  # re-raised by join()
+                self.errors.append(exc)
+
+        return run
+
+    def join(self, timeout: float) -> None:
+        """Wait up to ``timeout`` s for every thread; re-raise the first error one raised. A
+        thread still running then is an error too: a stuck client fails the bench, never
+        hangs it."""
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self.errors:
+            raise self.errors[0]
+        if any(thread.is_alive() for thread in self.threads):
+            raise RuntimeError(f"a benchmark thread was still running after {timeout:g} s")
+
+
+def isc_fast_calls(client: Client, duration: float, slow_threads: int) -> Row:
+    """``MIXED_FAST_THREADS`` threads calling ``calc.add(i, 1)`` back to back for ``duration``
+    s on ``client``, while ``slow_threads`` other threads each wait on one
+    ``calc.add(i, 1, wait=MIXED_SLOW_WAIT)`` after another on the same client.
+
+    The fast threads start once every slow thread has sent its first call, and the slow
+    threads stop once the fast ones are done. Each fast call's latency is recorded (a
+    timed-out one as the time it took to time out); p50 and p99 are over every fast thread's
+    calls. Every call has a timeout, so a client that loses replies cannot hang the bench.
+    """
+    stop_slow = threading.Event()
+    slow_sending = threading.Semaphore(0)
+    latencies: list[list[float]] = [[] for _ in range(MIXED_FAST_THREADS)]
+    fast_timeouts = [0] * MIXED_FAST_THREADS
+    slow_done = [0] * slow_threads
+    slow_timeouts = [0] * slow_threads
+
+    def slow(n: int) -> None:
+        i = 0
+        while not stop_slow.is_set():
+            if i == 0:
+                slow_sending.release()  # the first slow call is in flight from here on
+            try:
+                result = client.call(
+                    "calc", "add", (i, 1), {"wait": MIXED_SLOW_WAIT}, timeout=MIXED_CALL_TIMEOUT
+                )
+            except TimeoutException:
+                slow_timeouts[n] += 1
+            else:
+                if result != i + 1:
+                    raise AssertionError(f"slow call: {result!r} != {i + 1}")
+                slow_done[n] += 1
+            i += 1
+
+    def fast(n: int, stop_at: float) -> None:
+        mine = latencies[n]
+        i = 0
+        while True:
+            t0 = time.perf_counter()
+            try:
+                result = client.call("calc", "add", (i, 1), timeout=MIXED_CALL_TIMEOUT)
+            except TimeoutException:
+                fast_timeouts[n] += 1
+            else:
+                if result != i + 1:
+                    raise AssertionError(f"fast call: {result!r} != {i + 1}")
+            t1 = time.perf_counter()
+            mine.append(t1 - t0)
+            i += 1
+            if t1 >= stop_at:
+                return
+
+    slow_pool = Threads([partial(slow, n) for n in range(slow_threads)])
+    try:
+        for _ in range(slow_threads):
+            if not slow_sending.acquire(timeout=MIXED_CALL_TIMEOUT):
+                raise RuntimeError("a slow-call thread did not start calling")
+        started = time.perf_counter()
+        stop_at = started + duration
+        fast_pool = Threads([partial(fast, n, stop_at) for n in range(MIXED_FAST_THREADS)])
+        fast_pool.join(duration + MIXED_CALL_TIMEOUT + 5)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop_slow.set()
+        slow_pool.join(MIXED_CALL_TIMEOUT + 5)
+    every = [latency for mine in latencies for latency in mine]
+    return {
+        "calls": len(every),
+        "seconds": elapsed,
+        "calls_per_s": len(every) / elapsed,
+        "p50_ms": percentile(every, 0.5) * 1000,
+        "p99_ms": percentile(every, 0.99) * 1000,
+        "max_ms": max(every) * 1000,
+        "timeouts": sum(fast_timeouts),
+        "fast_threads": MIXED_FAST_THREADS,
+        "slow_threads": slow_threads,
+        "slow_calls": sum(slow_done),
+        "slow_timeouts": sum(slow_timeouts),
+    }
+
+
 # -- the harness -------------------------------------------------------------------------------
 
 
@@ -296,6 +428,19 @@ def run_round(
                 round_no,
                 with_cpu(lambda: isc_pipelined(client, s.pipelined), pids["isc"]),
                 with_cpu(raw_pipelined, pids["raw"]),
+            ),
+        )
+    )
+
+    # Mixed latency: the same client's fast calls with other threads waiting on slow calls, and
+    # alone (no raw side: the two are compared with each other, in the same round).
+    out["mixed"] = dict(
+        zip(
+            ("mixed", "alone"),
+            pair(
+                round_no,
+                lambda: isc_fast_calls(client, s.mixed, MIXED_SLOW_THREADS),
+                lambda: isc_fast_calls(client, s.mixed, 0),
             ),
         )
     )
@@ -444,6 +589,30 @@ def ratio_rows(rounds: list[dict[str, Any]], confirms: bool) -> list[Row]:
             )
         )
 
+    def mixed(figure: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
+        def get(r: dict[str, Any]) -> tuple[float, float]:
+            return r["mixed"]["mixed"][figure], r["mixed"]["alone"][figure]
+
+        return get
+
+    mixed_load = f"with {MIXED_SLOW_THREADS} threads on {MIXED_SLOW_WAIT:g} s calls / alone"
+    for figure in ("p50", "p99"):
+        specs.append(
+            (
+                f"mixed latency: fast-call {figure} ms ({MIXED_FAST_THREADS} threads), "
+                + mixed_load,
+                mixed(f"{figure}_ms"),
+                "lower",
+            )
+        )
+    specs.append(
+        (
+            f"mixed latency: fast calls/s ({MIXED_FAST_THREADS} threads), {mixed_load}",
+            mixed("calls_per_s"),
+            "higher",
+        )
+    )
+
     def codec_vs_raw(label: str, codec: str) -> Callable[[dict[str, Any]], tuple[float, float]]:
         def get(r: dict[str, Any]) -> tuple[float, float]:
             sweep = r["payload"][label]
@@ -501,6 +670,11 @@ def fmt(value: float | None) -> str:
     return f"{value:.3g}"
 
 
+def fmt_ratio(value: float) -> str:
+    """A ratio for the table: two decimals, or two significant digits below 0.01."""
+    return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.2g}"
+
+
 def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     lines = [
@@ -510,7 +684,8 @@ def table(rows: list[Row]) -> str:
     for row in rows:
         lines.append(
             f"| {row['metric']} | {fmt(row['isc'])} | {fmt(row['raw'])} | "
-            f"{row['ratio']:.2f} | {row['ratio_min']:.2f}-{row['ratio_max']:.2f} | "
+            f"{fmt_ratio(row['ratio'])} | "
+            f"{fmt_ratio(row['ratio_min'])}-{fmt_ratio(row['ratio_max'])} | "
             f"{row['better']} |"
         )
     return "\n".join(lines)
@@ -566,9 +741,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="shorter measurements")
+    parser.add_argument(
+        "--fastpath",
+        choices=("on", "off"),
+        help=f"set {FASTPATH_ENV} (off: 0) for this process and the nodes it starts",
+    )
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.fastpath is not None:
+        wanted = "1" if args.fastpath == "on" else "0"
+        if os.environ.get(FASTPATH_ENV) != wanted:
+            # Start again with it set, so that isc (imported above) reads it from the start;
+            # the node subprocesses inherit this environment.
+            os.environ[FASTPATH_ENV] = wanted
+            os.execv(sys.executable, [sys.executable, *sys.argv])
     settings = Settings(args.quick)
     t_start = time.perf_counter()
     RESULTS.mkdir(exist_ok=True)
@@ -578,7 +765,9 @@ def main() -> None:
         url = stack.enter_context(broker())
         print(f"==> broker {redact_url(url)}; starting the isc nodes and the raw server")
         node = stack.enter_context(
-            NodeProcess.serve(url, EXCHANGE, "calc:Calc", extra=["--pool", "100", "--allow-pickle"])
+            NodeProcess.serve(
+                url, EXCHANGE, "calc:Calc", extra=["--pool", str(NODE_POOL), "--allow-pickle"]
+            )
         )
         stack.enter_context(
             NodeProcess.serve(url, SLOW_EXCHANGE, "calc:Calc", extra=["--pool", str(SLOW_CALLS)])
@@ -652,6 +841,14 @@ def main() -> None:
             "total_seconds": total,
             "isc_notify_uses_publisher_confirms": isc_confirms(client) is not None,
             "default_codec": "typedjson",
+            FASTPATH_ENV: os.environ.get(FASTPATH_ENV),
+            "mixed_latency": {
+                "fast_threads": MIXED_FAST_THREADS,
+                "slow_threads": MIXED_SLOW_THREADS,
+                "slow_wait_s": MIXED_SLOW_WAIT,
+                "call_timeout_s": MIXED_CALL_TIMEOUT,
+                "node_pool": NODE_POOL,
+            },
         },
         "summary": rows,
         "rounds": rounds,

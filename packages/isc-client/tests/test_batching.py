@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 
 import pika.adapters.base_connection
+import pika.frame
+import pika.spec
 import pytest
 
 from isc.client._connection import (
@@ -28,8 +30,21 @@ def written(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     return out
 
 
-def test_pika_still_has_the_single_exit_for_outgoing_bytes() -> None:
-    assert callable(pika.adapters.base_connection.BaseConnection._adapter_emit_data)
+def test_frames_pika_sends_itself_join_the_batch(written: list[bytes]) -> None:
+    """pika writes its own frames (heartbeats, channel methods) through the one exit the
+    connection overrides, so they are batched with isc's publishes and acks."""
+    connection = _BatchingConnection.__new__(_BatchingConnection)
+    connection.connection_state = connection.CONNECTION_OPEN
+    connection.bytes_sent = connection.frames_sent = 0
+    heartbeat = pika.frame.Heartbeat().marshal()
+    close_ok = pika.frame.Method(1, pika.spec.Channel.CloseOk()).marshal()
+    connection.start_batch()
+    connection._send_frame(pika.frame.Heartbeat())
+    connection._send_frame(pika.frame.Method(1, pika.spec.Channel.CloseOk()))
+    assert written == []
+    connection.end_batch()
+    assert written == [heartbeat + close_ok]
+    assert (connection.frames_sent, connection.bytes_sent) == (2, len(heartbeat + close_ok))
 
 
 def test_frames_of_a_batch_go_out_as_one_buffer(written: list[bytes]) -> None:

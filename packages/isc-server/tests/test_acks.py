@@ -97,35 +97,48 @@ def test_method_signatures_are_read_again_when_a_method_is_replaced() -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "kwargs", "fits"),
+    ("args", "kwargs", "bound"),
     [
-        ((1,), {}, True),
-        ((1, 2), {}, True),
-        ((1, 2, 3), {}, True),
-        ((), {}, False),
-        ((1, 2, 3, 4), {}, False),
-        ((1,), {"b": 2}, True),
-        ((1,), {"x": 2}, False),
-        ((), {"a": 1}, True),
+        ((1,), {}, [1, 0, 0]),
+        ((1, 2), {}, [1, 2, 0]),
+        ((1, 2, 3), {}, [1, 2, 3]),
+        ((), {}, None),
+        ((1, 2, 3, 4), {}, None),
+        ((1,), {"b": 2}, [1, 2, 0]),
+        ((1,), {"x": 2}, None),
+        ((), {"a": 1}, [1, 0, 0]),
+        ((1,), {"c": 3}, [1, 0, 3]),
     ],
 )
 def test_arguments_are_checked_with_and_without_keywords(
-    args: tuple[int, ...], kwargs: dict[str, int], fits: bool
+    args: tuple[int, ...], kwargs: dict[str, int], bound: list[int] | None
 ) -> None:
+    """Arguments that fit get the service's own method (each lands in its parameter); the
+    others are refused before the method runs."""
+    ran: list[list[int]] = []
+
     class Svc:
         name = "svc"
 
         @expose
-        def m(self, a: int, b: int = 0, c: int = 0) -> int:
-            return a + b + c
+        def m(self, a: int, b: int = 0, c: int = 0) -> list[int]:
+            ran.append([a, b, c])
+            return [a, b, c]
 
+    service = Svc()
     services = ServiceTable("isc")
-    services.register(Svc())
-    if fits:
-        assert services.method("svc", "m", args, kwargs)(*args, **kwargs) >= 0
+    services.register(service)
+    if bound is not None:
+        method = services.method("svc", "m", args, kwargs)
+        assert method == service.m
+        assert method(*args, **kwargs) == bound
+        assert ran == [bound]
     else:
-        with pytest.raises(MethodError, match="Wrong arguments"):
+        with pytest.raises(MethodError, match="Wrong arguments") as refused:
             services.method("svc", "m", args, kwargs)
+        assert refused.value.known_method
+        assert refused.value.type_name == "TypeError"
+        assert ran == []
 
 
 def test_required_keyword_only_and_varargs_are_checked() -> None:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 import gevent
 import gevent.event
 import pytest
 from pika.adapters.select_connection import PollEvents
 
+import isc.server._node
+from isc.server import Node
 from isc.server._geventloop import GeventIOLoop, GeventPoller
 
 READ = PollEvents.READ
@@ -52,8 +55,28 @@ def poller(loop: GeventIOLoop) -> GeventPoller:
     return p
 
 
-def test_the_node_gets_the_gevent_poller(loop: GeventIOLoop) -> None:
-    assert isinstance(loop._poller, GeventPoller)
+def test_the_node_runs_its_connection_on_the_gevent_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node builds its worker with a GeventIOLoop (stock pika would poll through gevent's
+    ``select.poll`` emulation, creating watchers on every pass)."""
+    loops: list[object] = []
+
+    class Built(Exception):
+        """Stops ``Node.run`` right after the worker is made (no broker, no signals)."""
+
+    def worker(*args: object, **kwargs: object) -> NoReturn:
+        factory = kwargs.get("ioloop_factory")
+        loops.append(factory() if callable(factory) else None)
+        raise Built
+
+    monkeypatch.setattr(isc.server._node, "AmqpWorker", worker)
+    with pytest.raises(Built):
+        Node().run()
+    [made] = loops
+    assert isinstance(made, GeventIOLoop)
+    try:
+        assert isinstance(made._poller, GeventPoller)
+    finally:
+        made.close()
 
 
 def test_a_readable_descriptor_calls_its_handler(

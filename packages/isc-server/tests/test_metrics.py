@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from types import SimpleNamespace
+
 import pytest
 
 from isc.codecs import get_codec
-from isc.server import NodeMetrics
+from isc.server import NodeMetrics, _metrics
 from isc.server._metrics import COUNTERS, HandlerStats
 
 
@@ -83,14 +87,17 @@ class TestNodeMetrics:
         with pytest.raises(KeyError):
             metrics.count("made_up")
 
-    def test_snapshot_says_which_node_and_since_when(self) -> None:
-        import os
-
-        snapshot = NodeMetrics().snapshot("calc")
-        assert snapshot["node"]["pid"] == os.getpid()
-        assert isinstance(snapshot["node"]["host"], str)
-        assert snapshot["uptime"] >= 0
-        assert snapshot["since"] > 1_700_000_000
+    def test_snapshot_says_which_node_and_since_when(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        clock = iter([1_800_000_000.0, 1_800_000_042.5, 1_800_000_100.0])
+        monkeypatch.setattr(_metrics, "time", SimpleNamespace(time=lambda: next(clock)))
+        metrics = NodeMetrics()  # counting starts now: the first reading of the clock
+        first = metrics.snapshot("calc")
+        assert first["node"] == {"host": socket.gethostname(), "pid": os.getpid()}
+        assert first["since"] == 1_800_000_000.0
+        assert first["uptime"] == 42.5
+        later = metrics.snapshot("calc")
+        assert later["since"] == 1_800_000_000.0
+        assert later["uptime"] == 100.0
 
     @pytest.mark.parametrize("buckets", [(), (1.0, 0.5), (0, 1), (1, 1)])
     def test_bad_buckets(self, buckets: tuple[float, ...]) -> None:
