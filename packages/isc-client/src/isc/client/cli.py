@@ -4,7 +4,8 @@
     isc notify EVENT [ARG ...] [--kwargs JSON]
     isc inspect SERVICE [--json]
     isc ping
-    isc run module:Class [module:Class ...] [--pool N] [--allow-pickle]   (needs isc-server)
+    isc run module:Class [module:Class ...] [--pool N] [--listener-pool N] [--allow-pickle]
+        (needs isc-server)
 
 Every command takes ``--url`` and ``--exchange`` (else ``ISC_URL`` / ``ISC_EXCHANGE``, else
 the defaults). Arguments are parsed as JSON; a value that is not valid JSON is a string.
@@ -257,6 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=8,
         metavar="N",
         help="how many calls run at once (default: 8)",
+    )
+    run.add_argument(
+        "--listener-pool",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="how many @on listeners run at once (default: as --pool)",
+    )
+    run.add_argument(
+        "--max-queued-notifications",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="listener runs that may wait for a free listener; more are dropped and "
+        "counted (default: 1000)",
     )
     run.add_argument(
         "--allow-pickle",
