@@ -38,6 +38,7 @@ from isc.core import (
 from isc.core.tracing import inject as inject_trace_context
 
 from ._connection import AmqpWorker, Outgoing, received_envelope
+from ._frames import UndecodableProperties
 from ._future import FutureResult
 
 __all__ = ["Client", "ServiceProxy", "MethodProxy"]
@@ -437,9 +438,26 @@ class Client:
     def _on_reply(self, properties: pika.spec.BasicProperties, body: bytes) -> None:
         cid = properties.correlation_id
         call = self._pop(cid) if cid else None
+        undecodable = isinstance(properties, UndecodableProperties)
         if call is None:
             self._dropped_replies += 1
-            log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            if undecodable:
+                log.warning(
+                    "reply with undecodable AMQP headers dropped (correlation id %r): %s",
+                    cid,
+                    properties.isc_error,
+                )
+            else:
+                log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            return
+        if undecodable:
+            log.warning("the reply of %s could not be read: %s", call.name, properties.isc_error)
+            call.future.reject(
+                DecodeError(
+                    f"the reply of {call.name} could not be read: its AMQP headers could not be "
+                    f"decoded ({properties.isc_error}); whether the call succeeded is unknown"
+                )
+            )
             return
         limit = self._max_message_size
         if limit is not None and len(body) > limit:
