@@ -37,6 +37,7 @@ from isc.core import (
 
 from ._callbacks import CallbackRunner
 from ._connection import AmqpWorker, Outgoing, received_envelope
+from ._frames import UndecodableProperties
 from ._future import FutureResult
 
 __all__ = ["CallTable", "PendingCall"]
@@ -193,9 +194,26 @@ class CallTable:
         """Finish the call ``properties.correlation_id`` names with the reply in ``body``."""
         cid = properties.correlation_id
         call = self.pop(cid) if cid else None
+        undecodable = isinstance(properties, UndecodableProperties)
         if call is None:
             self.dropped_replies += 1
-            log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            if undecodable:
+                log.warning(
+                    "reply with undecodable AMQP headers dropped (correlation id %r): %s",
+                    cid,
+                    properties.isc_error,
+                )
+            else:
+                log.debug("reply for an unknown or expired call (correlation id %r) dropped", cid)
+            return
+        if undecodable:
+            log.warning("the reply of %s could not be read: %s", call.name, properties.isc_error)
+            call.future.reject(
+                DecodeError(
+                    f"the reply of {call.name} could not be read: its AMQP headers could not be "
+                    f"decoded ({properties.isc_error}); whether the call succeeded is unknown"
+                )
+            )
             return
         limit = self.max_message_size
         if limit is not None and len(body) > limit:

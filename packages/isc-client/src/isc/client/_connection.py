@@ -56,6 +56,7 @@ from ._frames import (
     encode_properties,
     parse_delivery,
     publish_frames,
+    salvage_header,
 )
 from ._future import FutureResult
 from ._threadloop import SharedIOLoop, shared_ioloop
@@ -154,6 +155,13 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
     through pika's own decoder and dispatch, one frame at a time, as before. On plain TCP
     the transport reads in larger bites and stops at a short read (:class:`_PlaintextTransport`).
 
+    Hostile input never costs the connection: a content header whose values cannot be decoded
+    reaches its consumer with :class:`~isc.client._frames.UndecodableProperties` on either
+    path (pika's decoder raising on one is answered by
+    :func:`~isc.client._frames.salvage_header`), and a consumer that raises on a delivery is
+    logged and counted in :attr:`failed_deliveries`, its message rejected without requeue
+    when the consumer acks by hand (:meth:`_delivery_failed`).
+
     (``_adapter_emit_data``, ``_on_data_available``, ``_process_frame``, ``_create_channel``
     and ``_proto_connection_made`` are pika's own seams in every 1.x release; the unit tests
     check each against the installed pika. If the transport's internals changed,
@@ -162,6 +170,8 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
 
     _isc_batch: list[bytes] | None = None
     _frame_buffer: bytes  # pika's read buffer
+    #: deliveries whose consumer raised (each logged, and rejected if not auto-acked)
+    failed_deliveries = 0
 
     def _create_channel(
         self, channel_number: int, on_open_callback: Callable[..., Any]
@@ -233,14 +243,24 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
                     self.bytes_received += found.end - offset
                     offset = found.end
                     self.frames_received += found.frames
-                    consumer(channel, found.method, found.properties, found.body)
+                    try:
+                        consumer(channel, found.method, found.properties, found.body)
+                    except Exception:
+                        self._delivery_failed(channel, found.method)
                 else:  # any other frame: pika decodes and dispatches it, as it always did
                     if size - offset < 7:
                         break
                     end = offset + 8 + _FRAME_SIZE.unpack_from(buffer, offset + 3)[0]
                     if end > size:
                         break
-                    consumed, frame_value = pika.frame.decode_frame(buffer[offset:end])
+                    frame = buffer[offset:end]
+                    try:
+                        consumed, frame_value = pika.frame.decode_frame(frame)
+                    except Exception as exc:  # a content header with undecodable values?
+                        frame_value = salvage_header(frame, exc)
+                        if frame_value is None:
+                            raise  # a broken frame: the stream cannot be trusted any more
+                        consumed = end - offset
                     offset = end
                     self.bytes_received += consumed
                     self._process_frame(frame_value)
@@ -254,6 +274,27 @@ class _BatchingConnection(pika.SelectConnection):  # type: ignore[misc]
                 self._frame_buffer = buffer[offset:] if offset else buffer
         if rest_to_pika and self._frame_buffer:
             super()._on_data_available(b"")
+
+    def _delivery_failed(self, channel: pika.channel.Channel, method: Any) -> None:
+        """A consumer raised on ``method``'s delivery: log it, count it, and reject the
+        message without requeueing it when the consumer acks by hand (the broker would
+        otherwise hold its prefetch slot until the connection closes)."""
+        self.failed_deliveries += 1
+        tag = getattr(method, "delivery_tag", 0)
+        consumer_tag = getattr(method, "consumer_tag", None)
+        manual_ack = consumer_tag not in channel._consumers_with_noack
+        log.exception(
+            "the consumer %r on channel %d raised on delivery %d; %s",
+            consumer_tag,
+            channel.channel_number,
+            tag,
+            "rejected without requeue" if manual_ack else "dropped",
+        )
+        if manual_ack and channel.is_open:
+            try:
+                channel.basic_reject(tag, requeue=False)
+            except Exception:  # the channel is closing: the broker requeues it itself
+                log.debug("could not reject delivery %d", tag, exc_info=True)
 
     def _consumer_of(
         self, delivery: Delivery
@@ -302,6 +343,14 @@ class _FastChannel(pika.channel.Channel):  # type: ignore[misc]
         """Acknowledge one message, or every one up to ``delivery_tag`` with ``multiple``."""
         self._raise_if_not_open()
         self.connection.send_frames(ack_frame(self.channel_number, delivery_tag, multiple), 1)
+
+    def _on_deliver(self, method_frame: Any, header_frame: Any, body: bytes) -> None:
+        # The deliveries pika assembles (large or interleaved messages): a consumer that
+        # raises costs the message, not the connection, as on the fast path.
+        try:
+            super()._on_deliver(method_frame, header_frame, body)
+        except Exception:
+            self.connection._delivery_failed(self, method_frame.method)
 
 
 try:

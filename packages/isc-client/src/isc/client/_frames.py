@@ -14,7 +14,17 @@ calls, for the few shapes isc sends and receives:
   with pika's own types (:class:`pika.spec.BasicProperties`), and pika's field-value codec
   for header values other than strings, integers and booleans;
 - :func:`parse_delivery`: a whole ``Basic.Deliver`` message (method, header and body
-  frames) from a read buffer, or word that it is incomplete or unusual.
+  frames) from a read buffer, or word that it is incomplete or unusual;
+- :func:`salvage_header`: a content header pika's decoder failed on, as a header frame whose
+  properties say so (:class:`UndecodableProperties`).
+
+Every byte from the wire is hostile. A content header whose frames are well-formed but whose
+property values cannot be turned into Python (a timestamp past ``datetime``'s range, tables
+nested thousands deep, a float that is not a number, an unknown field kind, ...) is still
+delivered, with :class:`UndecodableProperties`: what could be read of them (the headers table
+is skipped by its declared size, so ``content_type``, ``correlation_id`` and ``reply_to``
+usually survive) and why the rest could not. Consumers check for that type and reject the
+message; the connection is never lost over it.
 
 The bytes are the ones pika 1.4 produces (pika 1.3 typed 64-bit header integers ``L``; isc,
 like 1.4, writes the signed ``l`` RabbitMQ reads), which the unit tests check frame by frame
@@ -31,16 +41,19 @@ from typing import Any
 import pika.compat
 import pika.data
 import pika.exceptions
+import pika.frame
 import pika.spec
 
 __all__ = [
     "FRAME_END",
     "Delivery",
+    "UndecodableProperties",
     "ack_frame",
     "decode_properties",
     "encode_properties",
     "parse_delivery",
     "publish_frames",
+    "salvage_header",
 ]
 
 FRAME_END = 0xCE
@@ -276,11 +289,15 @@ _FIELDS = (
 _PLANS: dict[int, tuple[tuple[str, int], ...]] = {}
 
 
+class _UnusualFlags(ValueError):
+    """Property flags this module leaves to pika: a continuation word, or a reserved bit."""
+
+
 def _plan(flags: int) -> tuple[tuple[str, int], ...]:
     plan = _PLANS.get(flags)
     if plan is None:
         if flags & 0x3:  # a continuation flag word, or a reserved bit set
-            raise ValueError(f"property flags {flags:#06x} are not basic properties")
+            raise _UnusualFlags(f"property flags {flags:#06x} are not basic properties")
         plan = _PLANS[flags] = tuple((name, kind) for flag, name, kind in _FIELDS if flags & flag)
     return plan
 
@@ -311,6 +328,120 @@ def _decode_properties(data: bytes, offset: int) -> tuple[pika.spec.BasicPropert
     properties: pika.spec.BasicProperties = _P.__new__(_P)
     properties.__dict__ = values
     return properties, offset
+
+
+class UndecodableProperties(pika.spec.BasicProperties):  # type: ignore[misc]
+    """The properties of a message whose content header could not be decoded in full.
+
+    The frames were whole, but a property value could not be turned into Python (a
+    timestamp past ``datetime``'s range, tables nested past the recursion limit, a field
+    kind AMQP does not define, ...). Every property that could be read is set, the others
+    are ``None``; ``headers`` is ``{}`` when the headers table could not be read (it is
+    skipped by its declared size, so the properties after it survive). Consumers check
+    ``isinstance(properties, UndecodableProperties)`` and reject the message, with an error
+    reply when ``reply_to`` and ``correlation_id`` could be read.
+    """
+
+    #: what could not be decoded, and why (one line, for logs and error replies)
+    isc_error: str = ""
+
+
+#: The longest description of a decoding failure kept in :attr:`UndecodableProperties.isc_error`.
+_MAX_ERROR = 240
+
+
+def _describe_error(error: BaseException) -> str:
+    try:
+        text = str(error)
+    except Exception:  # an exception whose message cannot be rendered
+        text = ""
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+
+
+def _salvage_properties(
+    data: bytes, offset: int, end: int, error: BaseException | None = None
+) -> UndecodableProperties:
+    """The properties in ``data[offset:end]``, as far as they can be read; never raises.
+
+    The slow path for a content header the fast decoder (or pika's) failed on, with that
+    ``error``: nothing past ``end`` is read, a headers table that cannot be decoded is
+    skipped by its declared size, and reading stops at the first other property that does
+    not fit.
+    """
+    payload = data[offset:end]
+    size = len(payload)
+    values = _UNSET.copy()
+    problems: list[str] = []
+    name = "flags"
+    pos = 0
+    try:
+        flags = word = _U16.unpack_from(payload, 0)[0]
+        pos = 2
+        while word & 1:  # continuation flag words announce nothing basic: skip them, as pika
+            word = _U16.unpack_from(payload, pos)[0]
+            pos += 2
+        for flag, name, kind in _FIELDS:
+            if not flags & flag:
+                continue
+            if kind == _SHORT:
+                stop = pos + 1 + payload[pos]
+                if stop > size:
+                    raise ValueError("a short string runs past the end of the content header")
+                raw = payload[pos + 1 : stop]
+                try:
+                    values[name] = raw.decode()
+                except UnicodeDecodeError:  # as pika: undecodable short strings stay bytes
+                    values[name] = raw
+                pos = stop
+            elif kind == _TABLE:
+                stop = pos + 4 + _U32.unpack_from(payload, pos)[0]
+                if stop > size:
+                    raise ValueError("the table runs past the end of the content header")
+                try:
+                    values[name] = _read_table(payload[:stop], pos)[0]
+                except Exception as exc:  # any value of any kind: skip the whole table
+                    values[name] = {}
+                    why = _describe_error(exc)
+                    problems.append(f"the headers table could not be decoded ({why})")
+                pos = stop
+            elif kind == _OCTET:
+                values[name] = payload[pos]
+                pos += 1
+            else:
+                values[name] = _U64.unpack_from(payload, pos)[0]
+                pos += 8
+        if pos != size:
+            problems.append(f"{size - pos} unexpected byte(s) after the properties")
+    except Exception as exc:
+        problems.append(f"property {name} could not be decoded ({_describe_error(exc)})")
+    if not problems:  # this reading found nothing wrong, but the one before failed
+        problems.append(
+            "the content header could not be decoded"
+            + (f" ({_describe_error(error)})" if error is not None else "")
+        )
+    properties: UndecodableProperties = UndecodableProperties.__new__(UndecodableProperties)
+    properties.__dict__ = values
+    properties.isc_error = "; ".join(problems)
+    return properties
+
+
+def salvage_header(frame: bytes, error: BaseException) -> pika.frame.Header | None:
+    """A content header frame pika's decoder raised ``error`` on, as a header frame with
+    :class:`UndecodableProperties`; ``None`` when ``frame`` (one whole frame, from its type
+    octet to its end octet) is not a well-formed basic content header frame. Never raises.
+    """
+    try:
+        kind, channel, length = _FRAME_HEAD.unpack_from(frame, 0)
+        if kind != _HEADER or length < 14 or len(frame) != length + 8 or frame[-1] != FRAME_END:
+            return None
+        class_id, _weight, body_size = _HEADER_HEAD.unpack_from(frame, 7)
+    except (struct.error, IndexError):
+        return None
+    if class_id != _BASIC:
+        return None
+    properties = _salvage_properties(frame, 19, len(frame) - 1, error)
+    return pika.frame.Header(channel, body_size, properties)
 
 
 class Delivery:
@@ -349,7 +480,11 @@ def parse_delivery(data: bytes, offset: int) -> Delivery | int:
     :data:`NOT_FAST` when the frame at ``offset`` is anything else, the message is unusual
     (its frames interleaved with another channel's, a second property flag word, a bad frame
     end, a body over :data:`MAX_FAST_BODY`) or malformed: pika then reads it frame by frame,
-    and reports what is wrong with it.
+    and reports what is wrong with it. Never raises.
+
+    A message whose frames are whole but whose properties cannot be decoded (a header value
+    of a kind or size Python cannot hold, a property that does not fit its frame) is
+    delivered with :class:`UndecodableProperties`.
     """
     size = len(data)
     if size - offset < 7:
@@ -385,7 +520,13 @@ def parse_delivery(data: bytes, offset: int) -> Delivery | int:
         class_id, _weight, body_size = _HEADER_HEAD.unpack_from(data, method_end + 7)
         if class_id != _BASIC or body_size > MAX_FAST_BODY:
             return NOT_FAST
-        properties, pos = _decode_properties(data, method_end + 19)
+        try:
+            properties, pos = _decode_properties(data, method_end + 19)
+        except _UnusualFlags:
+            return NOT_FAST
+        except Exception as exc:  # whole frames, undecodable values: deliver it, marked
+            properties = _salvage_properties(data, method_end + 19, header_end - 1, exc)
+            pos = header_end - 1
         if pos != header_end - 1:
             return NOT_FAST
 
@@ -408,7 +549,7 @@ def parse_delivery(data: bytes, offset: int) -> Delivery | int:
             remaining -= length
             pos = end
             frames += 1
-    except (struct.error, IndexError, ValueError, pika.exceptions.InvalidFieldTypeException):
+    except Exception:  # a malformed method or body frame: pika reports it
         return NOT_FAST
     if not chunks:
         body = b""

@@ -25,6 +25,7 @@ import pika.spec
 
 from isc.client._client import DEFAULT_MAX_MESSAGE_SIZE
 from isc.client._connection import AmqpWorker, Outgoing, received_envelope
+from isc.client._frames import UndecodableProperties
 from isc.core import (
     DEFAULT_EXCHANGE,
     AbstractCodec,
@@ -32,6 +33,7 @@ from isc.core import (
     CodecNotAllowedError,
     CodecRegistry,
     ConfigurationError,
+    DecodeError,
     IscError,
     JSONCodec,
     MessageTooLargeError,
@@ -536,6 +538,13 @@ class Node:
         limit = self.max_message_size
         try:
             codec = self.codecs.get(envelope.content_type)
+            if isinstance(properties, UndecodableProperties):  # hostile or broken headers
+                raise DecodeError(
+                    f"the request's AMQP headers could not be decoded: {properties.isc_error}; "
+                    "send header values of the kinds isc sends (strings, integers, booleans)"
+                )
+            if reply_to is not None and not isinstance(reply_to, str):
+                raise DecodeError(f"the request's reply_to {reply_to!r} is not UTF-8")
             if limit is not None and len(body) > limit:
                 raise MessageTooLargeError(
                     f"the request is {len(body)} bytes, over this node's max_message_size of "
@@ -571,7 +580,7 @@ class Node:
                 self._worker.call_soon(lambda: self._ack(generation, tag))
                 return
             reply = self._execute(service, request)
-        if not reply_to:  # a failure was logged where it happened: nobody to tell
+        if not reply_to or not isinstance(reply_to, str):  # a failure was logged: nobody to tell
             self.metrics.count("requests_without_reply_to")
             self._worker.call_soon(lambda: self._ack(generation, tag))
             return
@@ -641,6 +650,8 @@ class Node:
         envelope = received_envelope(properties, body)
         limit = self.max_message_size
         try:
+            if isinstance(properties, UndecodableProperties):  # hostile or broken headers
+                raise DecodeError(f"its AMQP headers could not be decoded: {properties.isc_error}")
             if limit is not None and len(body) > limit:
                 raise MessageTooLargeError(
                     f"{len(body)} bytes, over this node's max_message_size of {limit} bytes"
