@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint docs unit client-only integration dist-check test build demo clean docs-api bench bench-memory soak
+.PHONY: help tools lint docs unit client-only integration integration-stock dist-check test build demo clean docs-api bench bench-memory soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ integration: $(HATCH) ## the integration suite, every Python x codec, each again
 	@echo "==> integration matrix: Python x codec against a throwaway RabbitMQ"
 	$(MATRIX) integration
 
+integration-stock: $(HATCH) ## the integration suite on stock pika (ISC_PIKA_FASTPATH=0), Python 3.11 x json
+	@echo "==> integration on stock pika (no fast path): python 3.11 x json"
+	$(HATCH) run stock:test
+
 build: $(HATCH) ## build sdists and wheels of every distribution into dist/
 	@echo "==> building every distribution into dist/"
 	rm -rf dist
@@ -60,16 +64,17 @@ dist-check: build ## install the built wheels in fresh venvs and check dependenc
 	@echo "==> checking the built wheels"
 	$(TOOLS)/bin/python scripts/check_dist.py dist
 
-test: lint docs unit client-only dist-check integration ## everything CI runs
+test: lint docs unit client-only dist-check integration integration-stock ## everything CI runs
 	@echo "==> make test: all green"
 
 demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) end to end
 	@echo "==> demo: docs/examples/chapter2 (server.py + client.py) against RabbitMQ"
 	$(HATCH) run +py=3.11 unit:python scripts/demo.py
 
-bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ; writes benchmarks/results/
-	@echo "==> bench: isc against raw pika, same broker, interleaved rounds"
-	$(HATCH) run bench:python benchmarks/run.py --rounds 5
+FASTPATH ?= on
+bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ (FASTPATH=off: stock pika)
+	@echo "==> bench: isc against raw pika, same broker, interleaved rounds (fast path $(FASTPATH))"
+	$(HATCH) run bench:python benchmarks/run.py --rounds 5 --fastpath $(FASTPATH)
 
 soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
 	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"

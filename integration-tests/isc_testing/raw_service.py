@@ -16,7 +16,7 @@ import pika
 import pika.channel
 import pika.spec
 
-from isc.client._connection import received_envelope
+from isc.client.internal import received_envelope
 from isc.codecs import CODECS
 from isc.core import (
     CodecRegistry,

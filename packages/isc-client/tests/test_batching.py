@@ -10,7 +10,7 @@ import pika.frame
 import pika.spec
 import pytest
 
-from isc.client._connection import (
+from isc.client._fastpath import (
     _AsyncPlaintextTransport,
     _BatchingConnection,
     _direct_socket,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pika.adapters.select_connection import IOLoop
 
 from isc.client import _frames
-from isc.client._connection import _BatchingConnection, _FastChannel
+from isc.client._fastpath import _BatchingConnection, _FastChannel
 from isc.client._frames import (
     INCOMPLETE,
     NOT_FAST,

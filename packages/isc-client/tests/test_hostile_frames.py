@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from pika.adapters.select_connection import IOLoop
 
 from isc.client import Client, _frames
-from isc.client._connection import _BatchingConnection
+from isc.client._fastpath import _BatchingConnection
 from isc.client._frames import (
     INCOMPLETE,
     NOT_FAST,
@@ -423,7 +423,7 @@ def test_a_reply_with_undecodable_headers_fails_its_call_and_no_other() -> None:
         props = props.replace(shortstr(b"cid-1"), shortstr(cid.encode()))
         found = parse_delivery(message(props, reply.body), 0)
         assert isinstance(found, Delivery)
-        client._on_delivery(None, found.method, found.properties, found.body)
+        client._calls.on_delivery(None, found.method, found.properties, found.body)
         with pytest.raises(DecodeError, match="AMQP headers could not be decoded"):
             hit.result(0)
         assert not other.done()
@@ -431,12 +431,12 @@ def test_a_reply_with_undecodable_headers_fails_its_call_and_no_other() -> None:
         # A non-UTF-8 correlation id, and an unknown one with undecodable headers: dropped.
         dropped = client.stats["dropped_replies"]
         bad_cid = P(correlation_id=b"\xff\xfe")  # type: ignore[arg-type]
-        client._on_delivery(None, found.method, bad_cid, reply.body)
-        client._on_delivery(None, found.method, found.properties, found.body)
+        client._calls.on_delivery(None, found.method, bad_cid, reply.body)
+        client._calls.on_delivery(None, found.method, found.properties, found.body)
         assert client.stats["dropped_replies"] == dropped + 2
 
         ok = Reply.success(other.extra["correlation_id"], 4).encode(TypedJSONCodec())
-        client._on_delivery(
+        client._calls.on_delivery(
             None, found.method, P(correlation_id=ok.correlation_id, headers=ok.headers), ok.body
         )
         assert other.result(0) == 4

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 from pika.adapters.select_connection import PollEvents
 
-from isc.client import _process, _threadloop
-from isc.client._threadloop import SharedIOLoop, shared_ioloop
+from isc.client import _fastpath, _process
+from isc.client._fastpath import SharedIOLoop, shared_ioloop
 
-pytestmark = pytest.mark.skipif(not hasattr(_threadloop.select, "epoll"), reason="needs epoll")
+pytestmark = pytest.mark.skipif(not hasattr(_fastpath.select, "epoll"), reason="needs epoll")
 
 
 class Running:
@@ -101,9 +101,64 @@ def test_the_driver_is_in_the_loop_while_it_drives(running: Running) -> None:
     assert not running.loop.in_loop()
 
 
+class Driver:
+    """A thread driving the running loop until ``stop`` is set (or 30 s pass)."""
+
+    def __init__(self, running: Running, timeout: float = 30.0) -> None:
+        self.stop = threading.Event()
+        self.result: list[bool] = []
+        self.loop = running.loop
+        self.thread = threading.Thread(target=self._drive, args=(timeout,), daemon=True)
+        self.thread.start()
+
+    def _drive(self, timeout: float) -> None:
+        with self.loop.lock:
+            self.result.append(self.loop.drive(self.stop.is_set, timeout))
+
+    def waiting(self) -> None:
+        """Block until the driver waits for I/O (it holds the lock otherwise)."""
+        for _ in range(500):
+            if self.loop._poller.driver_waiting_until:
+                return
+            threading.Event().wait(0.01)
+        raise AssertionError("the driver never started waiting")
+
+
 def test_drive_gives_up_at_its_timeout(running: Running) -> None:
-    with running.loop.lock:
-        assert running.loop.drive(lambda: False, 0.05)
+    driver = Driver(running, timeout=0.1)  # its condition never comes true
+    driver.thread.join(10)  # without the timeout it would drive for ever
+    assert not driver.thread.is_alive()
+    assert driver.result == [True]
+    assert not running.loop.driven
+
+
+def test_a_driver_lets_go_of_the_lock_while_it_waits(running: Running) -> None:
+    driver = Driver(running)
+    driver.waiting()
+    assert running.loop.driven
+    # Another caller may take the lock (to publish) while the driver waits...
+    assert running.loop.lock.acquire(timeout=5)
+    try:
+        # ...but not drive too: one driver at a time, the others wait for their futures.
+        assert not running.loop.drive(lambda: False, 5)
+    finally:
+        running.loop.lock.release()
+    driver.stop.set()
+    running.writer.send(b"x")  # an event wakes the driver, which sees its condition
+    driver.thread.join(10)
+    assert driver.result == [True]
+    assert running.read_on == [driver.thread.ident]  # the driver read it, not the loop
+
+
+def test_the_loop_thread_may_end_the_loop_while_a_driver_waits(running: Running) -> None:
+    driver = Driver(running)
+    driver.waiting()
+    running.loop.add_callback_threadsafe(running.loop.stop)  # e.g. Client.stop()
+    driver.thread.join(10)
+    assert not driver.thread.is_alive()
+    assert driver.result == [True]
+    running.thread.join(10)
+    assert not running.thread.is_alive()
 
 
 def test_a_timer_added_from_outside_wakes_the_loop_when_it_is_due_first(
@@ -112,7 +167,7 @@ def test_a_timer_added_from_outside_wakes_the_loop_when_it_is_due_first(
     fired = threading.Event()
     with running.loop.lock:  # the loop waits up to 5 s (pika's longest wait): too long
         running.loop.call_later(0.01, fired.set)
-        running.loop.wake_if_later_than(_threadloop.time.monotonic() + 0.01)
+        running.loop.wake_if_later_than(_fastpath.time.monotonic() + 0.01)
     assert fired.wait(3)
 
 

@@ -17,17 +17,34 @@ NOWHERE = "amqp://guest:secret@127.0.0.1:1/"
 
 
 class FakeChannel:
-    """Records what the worker publishes and whether it asked for publisher confirms."""
+    """Records what the worker publishes, on either wire, and its publisher-confirm setup."""
 
     def __init__(self) -> None:
         self.published: list[bytes] = []
+        self.properties: list[pika.spec.BasicProperties] = []
         self.confirm_selects = 0
+        self.close_callbacks: list[Any] = []
 
-    def confirm_delivery(self, callback: Any) -> None:
+    def add_on_close_callback(self, callback: Any) -> None:
+        self.close_callbacks.append(callback)
+
+    def confirm_delivery(self, ack_nack_callback: Any, callback: Any = None) -> None:
         self.confirm_selects += 1
+        self.on_confirm = ack_nack_callback
 
     def publish_encoded(self, exchange: str, key: str, body: bytes, *args: Any, **kw: Any) -> None:
-        self.published.append(body)
+        self.published.append(body)  # the fast path's publish
+
+    def basic_publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: pika.spec.BasicProperties,
+        mandatory: bool = False,
+    ) -> None:
+        self.published.append(body)  # stock pika's publish
+        self.properties.append(properties)
 
 
 class Frame:
@@ -49,8 +66,8 @@ def note(n: int) -> Outgoing:
     return Outgoing(Envelope(str(n).encode(), "json"), "isc_fanout", "", confirm=True)
 
 
-@pytest.fixture
-def worker() -> Iterator[AmqpWorker]:
+@pytest.fixture(params=[True, False], ids=["fastpath", "stock"])
+def worker(request: pytest.FixtureRequest) -> Iterator[AmqpWorker]:
     w = AmqpWorker(
         NOWHERE,
         "isc",
@@ -60,9 +77,11 @@ def worker() -> Iterator[AmqpWorker]:
         on_return=lambda method, properties: None,
         on_disconnect=lambda exc: None,
         max_buffered=3,
+        fastpath=request.param,
     )
-    w._channel = FakeChannel()  # type: ignore[assignment]
-    w._confirm_channel = FakeChannel()  # type: ignore[assignment]
+    assert w.wire.fast is request.param
+    w._channel = FakeChannel()
+    w._confirm_channel = FakeChannel()
     w.ready.set()  # as if connected: _flush publishes at once
     yield w
     w._ioloop.close()
@@ -197,6 +216,8 @@ def test_connection_errors_are_reported_by_their_root_cause() -> None:
 
 
 def test_a_submitting_thread_publishes_itself_while_the_loop_waits(worker: AmqpWorker) -> None:
+    if not worker.wire.fast:
+        pytest.skip("stock pika hands every publish to the loop")
     worker.submit(note(1))  # the loop is not running: its lock is free, as while it waits
     assert confirmed(worker).published == [b"1"]
 
@@ -210,6 +231,8 @@ def test_a_batch_is_left_to_the_loop(worker: AmqpWorker) -> None:
 
 
 def test_a_busy_loop_publishes_on_its_next_pass(worker: AmqpWorker) -> None:
+    if not worker.wire.fast:
+        pytest.skip("stock pika hands every publish to the loop")
     assert worker._shared is not None
     with worker._shared.lock:  # the loop thread holds it while it works
         submitter = threading.Thread(target=worker.submit, args=(note(1),))
@@ -218,3 +241,75 @@ def test_a_busy_loop_publishes_on_its_next_pass(worker: AmqpWorker) -> None:
         assert confirmed(worker).published == []
     worker._flush()
     assert confirmed(worker).published == [b"1"]
+
+
+def test_a_new_confirm_channel_selects_confirms_and_republishes_what_was_lost(
+    worker: AmqpWorker,
+) -> None:
+    for n in range(2):
+        worker.submit(note(n))
+    worker._flush()
+    fresh = FakeChannel()
+    worker.ready.clear()
+    worker._on_confirm_channel_open(fresh)  # type: ignore[arg-type]  # after a reconnect
+    assert fresh.confirm_selects == 1
+    assert fresh.on_confirm == worker._on_confirm
+    assert fresh.close_callbacks == [worker._on_channel_closed]
+    assert [item.envelope.body for item in worker._parked] == [b"0", b"1"]
+    assert worker.stats["republished"] == 2
+
+
+def test_stock_pika_gets_the_envelope_as_basic_properties() -> None:
+    w = AmqpWorker(
+        NOWHERE,
+        "isc",
+        connect_timeout=1,
+        reconnect_timeout=1,
+        setup=lambda channel, ready: None,
+        on_return=lambda method, properties: None,
+        on_disconnect=lambda exc: None,
+        fastpath=False,
+    )
+    try:
+        w._channel = FakeChannel()
+        w.reply_to = "response-1"
+        w.ready.set()
+        envelope = Envelope(b"{}", "json", correlation_id="c1", headers={"x-isc-deadline": 5})
+        w.submit(Outgoing(envelope, "isc", "isc_service_x", wants_reply=True, mandatory=True))
+        w._flush()
+        (properties,) = w._channel.properties
+        assert (properties.content_type, properties.correlation_id) == ("json", "c1")
+        assert (properties.reply_to, properties.headers) == ("response-1", {"x-isc-deadline": 5})
+    finally:
+        w._ioloop.close()
+
+
+def test_the_fast_path_is_off_when_the_environment_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from isc.client.internal import ENV_FASTPATH, fastpath_requested, select_wire
+
+    monkeypatch.setenv(ENV_FASTPATH, "0")
+    assert not fastpath_requested(None)
+    assert not select_wire().fast
+    assert select_wire(True).fast  # an explicit option wins
+    monkeypatch.setenv(ENV_FASTPATH, "1")
+    assert select_wire().fast
+    assert not select_wire(False).fast
+    monkeypatch.delenv(ENV_FASTPATH)
+    assert select_wire().fast
+
+
+def test_an_untested_pika_runs_on_stock_pika(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from isc.client import _wire
+
+    monkeypatch.setattr(_wire.pika, "__version__", "9.0.0")
+    monkeypatch.setattr(_wire, "_WARNED", set())
+    assert not _wire.select_wire(True).fast
+    assert not _wire.select_wire(True).fast
+    assert [r.getMessage() for r in caplog.records].count(
+        "pika 9.0.0 is not a release isc's fast path was tested with (1.3, 1.4): running on "
+        "stock pika"
+    ) == 1

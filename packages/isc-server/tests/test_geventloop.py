@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import gevent
 import gevent.event
 import pytest
-from pika.adapters.select_connection import PollEvents
+from pika.adapters.select_connection import IOLoop, PollEvents
 
 import isc.server._node
+from isc.client._fastpath import gevent_loop_types
+from isc.client.internal import AmqpWorker
 from isc.server import Node
-from isc.server._geventloop import GeventIOLoop, GeventPoller
+
+GeventIOLoop, GeventPoller = gevent_loop_types()
 
 READ = PollEvents.READ
 WRITE = PollEvents.WRITE
@@ -55,28 +58,34 @@ def poller(loop: GeventIOLoop) -> GeventPoller:
     return p
 
 
-def test_the_node_runs_its_connection_on_the_gevent_loop(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The node builds its worker with a GeventIOLoop (stock pika would poll through gevent's
-    ``select.poll`` emulation, creating watchers on every pass)."""
+@pytest.mark.parametrize("fastpath", [None, False])
+def test_the_node_runs_its_connection_on_the_gevent_loop(
+    monkeypatch: pytest.MonkeyPatch, fastpath: bool | None
+) -> None:
+    """The node builds its worker on a GeventIOLoop; on stock pika (``fastpath=False``), on
+    pika's own loop, which polls through gevent's ``select.poll`` emulation."""
     loops: list[object] = []
 
     class Built(Exception):
         """Stops ``Node.run`` right after the worker is made (no broker, no signals)."""
 
-    def worker(*args: object, **kwargs: object) -> NoReturn:
-        factory = kwargs.get("ioloop_factory")
-        loops.append(factory() if callable(factory) else None)
+    def worker(*args: Any, **kwargs: Any) -> NoReturn:
+        made = AmqpWorker(*args, **kwargs)
+        loops.append(made._ioloop)
         raise Built
 
     monkeypatch.setattr(isc.server._node, "AmqpWorker", worker)
     with pytest.raises(Built):
-        Node().run()
+        Node(fastpath=fastpath).run()
     [made] = loops
-    assert isinstance(made, GeventIOLoop)
     try:
-        assert isinstance(made._poller, GeventPoller)
+        if fastpath is None:
+            assert isinstance(made, GeventIOLoop)
+            assert isinstance(made._poller, GeventPoller)  # type: ignore[attr-defined]
+        else:
+            assert type(made) is IOLoop
     finally:
-        made.close()
+        made.close()  # type: ignore[attr-defined]
 
 
 def test_a_readable_descriptor_calls_its_handler(

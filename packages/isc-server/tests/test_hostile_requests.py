@@ -13,8 +13,7 @@ from typing import Any
 import pika.spec
 import pytest
 
-from isc.client._connection import Outgoing
-from isc.client._frames import UndecodableProperties
+from isc.client.internal import Outgoing, UndecodableProperties
 from isc.core import Envelope, JSONCodec, Reply, Request
 from isc.server import Node, expose, on
 
@@ -154,4 +153,5 @@ def test_a_notification_with_undecodable_headers_is_dropped_and_counted() -> Non
     node._on_broadcast(None, None, pika.spec.BasicProperties(content_type=b"\xff"), body)  # type: ignore[arg-type]
     assert node.metrics.counters["bad_notifications"] == 2
     node._on_broadcast(None, None, pika.spec.BasicProperties(content_type="json"), body)  # type: ignore[arg-type]
+    assert node._listener_pool.join(10)  # listeners run in greenlets of their own
     assert calc.events == ["world"]

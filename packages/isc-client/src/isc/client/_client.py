@@ -74,6 +74,9 @@ class Client:
     :param max_pending_calls: how many calls may wait for their replies at once; one more
         raises :class:`TooManyPendingCallsError` (so a stuck service cannot make a busy
         caller's memory grow without bound).
+    :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
+        (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). Only the
+        speed differs, and the fast path's salvage of undecodable headers (docs/concepts.md).
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class Client:
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_notifications: int = 10_000,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
+        fastpath: bool | None = None,
     ) -> None:
         self._url = host
         self._exchange = validate_exchange_name(exchange)
@@ -105,6 +109,7 @@ class Client:
             max_message_size=self._max_message_size,
             max_pending=_check_limit("max_pending_calls", max_pending_calls),
         )
+        self._fastpath = fastpath
         self._lock = threading.Lock()
         self._closed = False
         # The I/O thread refers to the call table, never to the client: when the client is
@@ -235,6 +240,7 @@ class Client:
                 on_return=calls.on_return,
                 on_disconnect=calls.on_disconnect,
                 max_buffered=self._max_buffered,
+                fastpath=self._fastpath,
             )
             calls.worker = worker
             worker.start()

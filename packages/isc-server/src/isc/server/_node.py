@@ -23,9 +23,13 @@ import gevent.event
 import pika.channel
 import pika.spec
 
-from isc.client._client import DEFAULT_MAX_MESSAGE_SIZE
-from isc.client._connection import AmqpWorker, Outgoing, received_envelope
-from isc.client._frames import UndecodableProperties
+from isc.client.internal import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    AmqpWorker,
+    Outgoing,
+    UndecodableProperties,
+    received_envelope,
+)
 from isc.core import (
     DEFAULT_EXCHANGE,
     AbstractCodec,
@@ -51,7 +55,6 @@ from isc.core import (
     validate_exchange_name,
 )
 
-from ._geventloop import GeventIOLoop
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
@@ -121,6 +124,9 @@ class Node:
         queues, the default), ``durable`` or ``quorum`` (replicated, for RabbitMQ clusters).
         Every node of a service must agree; a node that meets the queue declared otherwise
         logs it and consumes the queue as it is.
+    :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
+        (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
+        docs/concepts.md.
     """
 
     def __init__(
@@ -138,6 +144,7 @@ class Node:
         queue_type: str = "legacy",
         listener_pool_size: int | None = None,
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
+        fastpath: bool | None = None,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -169,6 +176,8 @@ class Node:
                 f"queue_type must be one of {', '.join(QUEUE_TYPES)}, got {queue_type!r}"
             )
         self.queue_type = queue_type
+        #: The fast path switch (None: the ``ISC_PIKA_FASTPATH`` environment variable decides).
+        self.fastpath = fastpath
         #: Service queues that exist with other arguments: declared passively, consumed as is.
         self._passive_queues: set[str] = set()
         self.codecs = CodecRegistry(
@@ -255,7 +264,8 @@ class Node:
             logger=log,
             confirms=False,  # replies are safe without: the request's ack follows them
             on_channel_error=self._on_channel_error,
-            ioloop_factory=GeventIOLoop,
+            gevent=True,
+            fastpath=self.fastpath,
         )
         self._worker.on_flushed = self._flush_acks
         self._install_signal_handlers()

@@ -29,7 +29,7 @@ from typing import Any, cast
 
 import pika.spec
 
-from isc.client._connection import AmqpWorker, Outgoing
+from isc.client.internal import AmqpWorker, Outgoing
 from isc.core import (
     AbstractCodec,
     ConfigurationError,

@@ -1,0 +1,45 @@
+"""isc-client's internal API: what isc-server (and isc's own tools) build on.
+
+Not for applications: these names may change in any release, and isc-server pins the
+isc-client versions it works with. They are declared here, in one place, so that no other
+distribution imports an underscore module of isc-client.
+
+- :class:`AmqpWorker`: the I/O worker that owns a connection (connect, reconnect, publish,
+  consume through a setup handler, confirms), with :class:`Outgoing` items to publish and
+  :func:`received_envelope` to read a delivery;
+- :class:`UndecodableProperties`: the marker a delivery carries when its properties could not
+  be decoded (see docs/reliability.md, "Hostile input");
+- :func:`select_wire` / :data:`ENV_FASTPATH`: stock pika or the fast path
+  (:mod:`isc.client._fastpath`), and :func:`gevent_ioloop` for a node's loop on the hub.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._client import DEFAULT_MAX_MESSAGE_SIZE
+from ._connection import AmqpWorker, Outgoing, SetupHandler, received_envelope, root_cause
+from ._frames import UndecodableProperties
+from ._wire import ENV_FASTPATH, Wire, fastpath_requested, select_wire
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "ENV_FASTPATH",
+    "AmqpWorker",
+    "Outgoing",
+    "SetupHandler",
+    "UndecodableProperties",
+    "Wire",
+    "fastpath_requested",
+    "gevent_ioloop",
+    "received_envelope",
+    "root_cause",
+    "select_wire",
+]
+
+
+def gevent_ioloop() -> Any:
+    """A pika ``IOLoop`` on gevent's hub, from the fast path (imports gevent)."""
+    from ._fastpath import gevent_ioloop as make
+
+    return make()
