@@ -138,6 +138,30 @@ def test_a_client_inside_a_node_calls_another_service(
     assert [f.result(10) for f in futures] == [2 * i for i in range(10)]
 
 
+def test_inside_a_node_a_fast_call_returns_while_another_greenlets_slow_call_waits(
+    amqp_url: str, exchange: str, client: Client, calc_node: NodeProcess
+) -> None:
+    """The no-caller-waits-for-another contract under gevent: the node's Client serves two
+    requests, one waiting on a service nobody consumes, one calling calc."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    queue = service_queue_name(exchange, "stuck")
+    channel.queue_declare(queue, auto_delete=False)
+    channel.queue_bind(queue, exchange, routing_key=queue)
+    try:
+        slow = client.relay.call_via.with_timeout(20).call_async("stuck", "wait", 8)
+        wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count == 1)
+        for n in range(5):
+            assert client.relay.call_via("calc", "add", 5, n, 1) == n + 1
+        assert not slow.done()  # the slow relayed call still waits for its own timeout
+        with pytest.raises(RemoteException) as info:
+            slow.result(20)
+        assert info.value.remote_type == "isc.core.errors.TimeoutException"
+    finally:
+        channel.queue_delete(queue)
+        connection.close()
+
+
 def test_pickle_is_refused_unless_enabled(
     amqp_url: str, exchange: str, codec: AbstractCodec
 ) -> None:

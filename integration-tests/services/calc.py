@@ -119,6 +119,11 @@ class Relay:
     def notify(self, event: str, *args: Any) -> None:
         self.client.notify(event, *args)
 
+    @expose
+    def call_via(self, service: str, method: str, timeout: float, *args: Any) -> Any:
+        """Call ``service.method(*args)`` with this node's Client, with ``timeout``."""
+        return self.client.call(service, method, args, timeout=timeout)
+
 
 #: What the hooks saw, in order, answered by Hooked.calls() (which they do not record).
 HOOK_CALLS: list[Any] = []

@@ -66,9 +66,9 @@ def note(n: int) -> Outgoing:
     return Outgoing(Envelope(str(n).encode(), "json"), "isc_fanout", "", confirm=True)
 
 
-@pytest.fixture(params=[True, False], ids=["fastpath", "stock"])
-def worker(request: pytest.FixtureRequest) -> Iterator[AmqpWorker]:
-    w = AmqpWorker(
+def make_worker(fastpath: bool, max_buffered: int = 3) -> AmqpWorker:
+    """A worker that never connects, on the fast path or on stock pika."""
+    return AmqpWorker(
         NOWHERE,
         "isc",
         connect_timeout=1,
@@ -76,9 +76,14 @@ def worker(request: pytest.FixtureRequest) -> Iterator[AmqpWorker]:
         setup=lambda channel, ready: None,
         on_return=lambda method, properties: None,
         on_disconnect=lambda exc: None,
-        max_buffered=3,
-        fastpath=request.param,
+        max_buffered=max_buffered,
+        fastpath=fastpath,
     )
+
+
+@pytest.fixture(params=[True, False], ids=["fastpath", "stock"])
+def worker(request: pytest.FixtureRequest) -> Iterator[AmqpWorker]:
+    w = make_worker(request.param)
     assert w.wire.fast is request.param
     w._channel = FakeChannel()
     w._confirm_channel = FakeChannel()
@@ -260,16 +265,7 @@ def test_a_new_confirm_channel_selects_confirms_and_republishes_what_was_lost(
 
 
 def test_stock_pika_gets_the_envelope_as_basic_properties() -> None:
-    w = AmqpWorker(
-        NOWHERE,
-        "isc",
-        connect_timeout=1,
-        reconnect_timeout=1,
-        setup=lambda channel, ready: None,
-        on_return=lambda method, properties: None,
-        on_disconnect=lambda exc: None,
-        fastpath=False,
-    )
+    w = make_worker(False)
     try:
         w._channel = FakeChannel()
         w.reply_to = "response-1"

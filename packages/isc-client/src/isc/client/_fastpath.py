@@ -588,6 +588,7 @@ class FastWire(Wire):
 
     fast = True
     name = "fast path"
+    connection_class = _BatchingConnection
 
     def ioloop(self, *, gevent: bool) -> IOLoop:
         """A :class:`SharedIOLoop` (on gevent's hub for a node), or pika's own loop where
@@ -599,24 +600,6 @@ class FastWire(Wire):
     def shares_loop(self, ioloop: IOLoop) -> bool:
         """Whether ``ioloop`` is a :class:`SharedIOLoop`."""
         return isinstance(ioloop, SharedIOLoop)
-
-    def connect(
-        self,
-        parameters: pika.connection.Parameters,
-        ioloop: IOLoop,
-        *,
-        on_open: Callable[[Any], None],
-        on_open_error: Callable[[Any, BaseException], None],
-        on_close: Callable[[Any, BaseException], None],
-    ) -> pika.SelectConnection:
-        """A :class:`_BatchingConnection` connecting on ``ioloop``."""
-        return _BatchingConnection(
-            parameters,
-            on_open_callback=on_open,
-            on_open_error_callback=on_open_error,
-            on_close_callback=on_close,
-            custom_ioloop=ioloop,
-        )
 
     def publish(
         self,

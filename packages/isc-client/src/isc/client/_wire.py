@@ -36,6 +36,8 @@ class Wire:
     #: Whether this wire reaches into pika's internals (for logs and ``isc inspect``).
     fast = False
     name = "stock pika"
+    #: The connection class :meth:`connect` makes.
+    connection_class: type[pika.SelectConnection] = pika.SelectConnection
 
     def ioloop(self, *, gevent: bool) -> IOLoop:
         """The loop a worker runs (under gevent's patching pika's own loop cooperates)."""
@@ -55,7 +57,7 @@ class Wire:
         on_close: Callable[[Any, BaseException], None],
     ) -> pika.SelectConnection:
         """Start connecting on ``ioloop``."""
-        return pika.SelectConnection(
+        return self.connection_class(
             parameters,
             on_open_callback=on_open,
             on_open_error_callback=on_open_error,
