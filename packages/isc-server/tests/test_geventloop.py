@@ -12,8 +12,7 @@ import pytest
 from pika.adapters.select_connection import IOLoop, PollEvents
 
 import isc.server._node
-from isc.client._fastpath import gevent_loop_types
-from isc.client.internal import AmqpWorker
+from isc.client.internal import AmqpWorker, gevent_loop_types
 from isc.server import Node
 
 GeventIOLoop, GeventPoller = gevent_loop_types()

@@ -32,6 +32,7 @@ __all__ = [
     "Wire",
     "fastpath_requested",
     "gevent_ioloop",
+    "gevent_loop_types",
     "received_envelope",
     "root_cause",
     "select_wire",
@@ -43,3 +44,10 @@ def gevent_ioloop() -> Any:
     from ._fastpath import gevent_ioloop as make
 
     return make()
+
+
+def gevent_loop_types() -> tuple[type[Any], type[Any]]:
+    """The classes of :func:`gevent_ioloop`'s loop and poller (imports gevent)."""
+    from ._fastpath import gevent_loop_types as types
+
+    return types()
