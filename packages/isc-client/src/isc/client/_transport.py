@@ -40,7 +40,9 @@ __all__ = [
 
 #: A consumer: ``(channel, method, properties, body)``, as pika calls it; ``method`` is a
 #: ``pika.spec.Basic.Deliver`` and ``properties`` a ``pika.spec.BasicProperties``.
-DeliveryCallback = Callable[[Any, "pika.spec.Basic.Deliver", "pika.spec.BasicProperties", bytes], None]
+DeliveryCallback = Callable[
+    [Any, "pika.spec.Basic.Deliver", "pika.spec.BasicProperties", bytes], None
+]
 
 
 class AmqpChannel(Protocol):
@@ -91,7 +93,8 @@ class AmqpChannel(Protocol):
         arguments: dict[str, Any] | None = None,
         callback: Callable[[Any], None] | None = None,
     ) -> Any:
-        """Route the messages ``exchange`` gets with ``routing_key`` (all, on a fanout) to ``queue``."""
+        """Route the messages ``exchange`` gets with ``routing_key`` (every one, on a fanout)
+        to ``queue``."""
 
     def basic_qos(
         self,

@@ -110,9 +110,7 @@ class _CannedServices:
             if codec is not None:
                 notification = Notification.decode(received_envelope(properties, body), codec)
                 self.notifications.append(
-                    RecordedNotification(
-                        notification.event, notification.args, notification.kwargs
-                    )
+                    RecordedNotification(notification.event, notification.args, notification.kwargs)
                 )
 
     def missing(self, service: str, method: str) -> str:
@@ -182,7 +180,8 @@ class _CannedServices:
             envelope = reply.encode(codec)
         except IscError as exc:  # a node answers an unencodable result with the error
             envelope = Reply.from_exception(cid, exc).encode(codec)
-        assert self.transport is not None and properties.reply_to
+        assert self.transport is not None
+        assert properties.reply_to
         self.transport.submit(Outgoing(envelope, self.exchange, properties.reply_to))
 
     def raise_in_caller(self, cid: str, error: IscError) -> None:

@@ -941,7 +941,9 @@ class MemoryTransport:
         channel = self._channel
         assert channel is not None
         try:
-            channel.basic_publish(item.exchange, item.key, envelope.body, properties, item.mandatory)
+            channel.basic_publish(
+                item.exchange, item.key, envelope.body, properties, item.mandatory
+            )
         except pika.exceptions.AMQPError:
             self._parked.appendleft(item)  # the channel failed: after reconnecting
             return
