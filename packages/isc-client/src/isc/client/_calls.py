@@ -18,7 +18,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-import pika.channel
 import pika.spec
 
 from isc.core import (
@@ -36,9 +35,10 @@ from isc.core import (
 )
 
 from ._callbacks import CallbackRunner
-from ._connection import AmqpWorker, Outgoing, received_envelope
+from ._connection import Outgoing, received_envelope
 from ._frames import UndecodableProperties
 from ._future import FutureResult
+from ._transport import AmqpChannel, Transport
 
 __all__ = ["CallTable", "PendingCall"]
 
@@ -83,9 +83,9 @@ class CallTable:
         self.max_pending = max_pending
         self.pending: dict[str, PendingCall] = {}
         #: The current I/O worker (None before the first use and after stop()).
-        self.worker: AmqpWorker | None = None
+        self.worker: Transport | None = None
         #: The last worker, kept after stop() so that stats stay readable.
-        self.last_worker: AmqpWorker | None = None
+        self.last_worker: Transport | None = None
         self.dropped_replies = 0
         self.callbacks = CallbackRunner()
 
@@ -159,7 +159,7 @@ class CallTable:
 
     # -- the I/O loop ------------------------------------------------------------------------
 
-    def setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+    def setup_channel(self, channel: AmqpChannel, ready: Callable[[], None]) -> None:
         """Declare the exchanges and this connection's reply queue, then consume it."""
         worker = self.worker
         assert worker is not None
@@ -236,7 +236,7 @@ class CallTable:
         else:
             call.future.reject(error)
 
-    def arm_timer(self, worker: AmqpWorker, cid: str, call: PendingCall) -> None:
+    def arm_timer(self, worker: Transport, cid: str, call: PendingCall) -> None:
         """Fail ``call`` when its timeout passes (on the I/O loop)."""
         if call.future.done() or call.timer is not None:
             return
@@ -282,7 +282,7 @@ class CallTable:
             )
         )
 
-    def resubmit(self, worker: AmqpWorker, call: PendingCall) -> None:
+    def resubmit(self, worker: Transport, call: PendingCall) -> None:
         """Publish ``call``'s request again (after it came back unroutable)."""
         outgoing = call.outgoing
         if outgoing is None or call.future.done():

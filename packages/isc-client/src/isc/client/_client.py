@@ -33,6 +33,7 @@ from . import _process
 from ._calls import RECONNECT_GRACE, CallTable, PendingCall
 from ._connection import AmqpWorker, Outgoing
 from ._future import FutureResult
+from ._transport import Transport, TransportFactory
 
 __all__ = ["Client", "ServiceProxy", "MethodProxy", "RECONNECT_GRACE"]
 
@@ -77,6 +78,10 @@ class Client:
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). Only the
         speed differs, and the fast path's salvage of undecodable headers (docs/concepts.md).
+    :param transport: what carries the messages, built with the keyword arguments
+        ``AmqpWorker`` takes (default: ``AmqpWorker``, a pika connection to ``host``). For
+        tests and embedding: e.g. an in-memory broker's
+        (:class:`isc.client.testing.memory.MemoryBroker`) ``transport``.
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class Client:
         max_buffered_notifications: int = 10_000,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
         fastpath: bool | None = None,
+        transport: TransportFactory = AmqpWorker,
     ) -> None:
         self._url = host
         self._exchange = validate_exchange_name(exchange)
@@ -110,6 +116,7 @@ class Client:
             max_pending=_check_limit("max_pending_calls", max_pending_calls),
         )
         self._fastpath = fastpath
+        self._transport = transport
         self._lock = threading.Lock()
         self._closed = False
         # The I/O thread refers to the call table, never to the client: when the client is
@@ -187,11 +194,11 @@ class Client:
         return worker is not None and worker.ready.is_set()
 
     @property
-    def _worker(self) -> AmqpWorker | None:
+    def _worker(self) -> Transport | None:
         """The current I/O worker, if started (for isc's own tools)."""
         return self._calls.worker
 
-    def _get_worker(self) -> AmqpWorker:
+    def _get_worker(self) -> Transport:
         worker = self._calls.worker
         if (
             worker is not None
@@ -201,7 +208,7 @@ class Client:
             return worker
         return self._new_worker()
 
-    def _new_worker(self) -> AmqpWorker:
+    def _new_worker(self) -> Transport:
         """Start a worker: the first, or one for a forked child or a newly patched process."""
         calls = self._calls
         if calls.worker is not None and calls.worker.fork_generation != _process.fork_generation():
@@ -231,7 +238,7 @@ class Client:
                 return worker
             if self._closed:
                 raise ClientClosedError("the client was stopped; create a new Client")
-            worker = AmqpWorker(
+            worker = self._transport(
                 self._url,
                 self._exchange,
                 connect_timeout=self._connect_timeout,

@@ -52,6 +52,7 @@ from isc.core import (
 from . import _process
 from ._confirms import ConfirmBuffer
 from ._future import FutureResult
+from ._transport import ReturnHandler, SetupHandler
 from ._wire import Wire, select_wire
 
 __all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
@@ -123,13 +124,11 @@ def received_envelope(properties: pika.spec.BasicProperties, body: bytes) -> Env
     )
 
 
-ReturnHandler = Callable[[pika.spec.Basic.Return, pika.spec.BasicProperties], None]
-#: Declares what a connection needs on its fresh channel, then calls ``ready()``.
-SetupHandler = Callable[["pika.channel.Channel", Callable[[], None]], None]
-
-
 class AmqpWorker:
-    """Owns the connection, the topology and the reply queue; reconnects with backoff."""
+    """Owns the connection, the topology and the reply queue; reconnects with backoff.
+
+    The real :class:`~isc.client._transport.Transport`: a pika connection to RabbitMQ.
+    """
 
     def __init__(
         self,

@@ -4,6 +4,10 @@ Not for applications: these names may change in any release, and isc-server pins
 isc-client versions it works with. They are declared here, in one place, so that no other
 distribution imports an underscore module of isc-client.
 
+- :class:`Transport`: the one seam between Client/Node and the AMQP machinery (publish,
+  consume through a setup handler, ack, connection events), with :class:`AmqpChannel` (the
+  part of pika's channel isc uses) and :class:`TransportFactory`; :class:`AmqpWorker` is the
+  real one, ``isc.client.testing.memory.MemoryTransport`` an in-memory one;
 - :class:`AmqpWorker`: the I/O worker that owns a connection (connect, reconnect, publish,
   consume through a setup handler, confirms), with :class:`Outgoing` items to publish and
   :func:`received_envelope` to read a delivery;
@@ -18,16 +22,29 @@ from __future__ import annotations
 from typing import Any
 
 from ._client import DEFAULT_MAX_MESSAGE_SIZE
-from ._connection import AmqpWorker, Outgoing, SetupHandler, received_envelope, root_cause
+from ._connection import AmqpWorker, Outgoing, received_envelope, root_cause
 from ._frames import UndecodableProperties
+from ._transport import (
+    AmqpChannel,
+    DeliveryCallback,
+    ReturnHandler,
+    SetupHandler,
+    Transport,
+    TransportFactory,
+)
 from ._wire import ENV_FASTPATH, Wire, fastpath_requested, select_wire
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "ENV_FASTPATH",
+    "AmqpChannel",
     "AmqpWorker",
+    "DeliveryCallback",
     "Outgoing",
+    "ReturnHandler",
     "SetupHandler",
+    "Transport",
+    "TransportFactory",
     "UndecodableProperties",
     "Wire",
     "fastpath_requested",

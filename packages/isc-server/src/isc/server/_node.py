@@ -25,8 +25,11 @@ import pika.spec
 
 from isc.client.internal import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    AmqpChannel,
     AmqpWorker,
     Outgoing,
+    Transport,
+    TransportFactory,
     UndecodableProperties,
     received_envelope,
 )
@@ -127,6 +130,10 @@ class Node:
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
+    :param transport: what carries the messages, built with the keyword arguments
+        ``AmqpWorker`` takes (default ``None``: ``AmqpWorker``, a pika connection to ``url``).
+        For tests and embedding: e.g. an in-memory broker's
+        (:class:`isc.client.testing.memory.MemoryBroker`) ``transport``.
     """
 
     def __init__(
@@ -145,6 +152,7 @@ class Node:
         listener_pool_size: int | None = None,
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
         fastpath: bool | None = None,
+        transport: TransportFactory | None = None,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -178,6 +186,7 @@ class Node:
         self.queue_type = queue_type
         #: The fast path switch (None: the ``ISC_PIKA_FASTPATH`` environment variable decides).
         self.fastpath = fastpath
+        self._transport = transport
         #: Service queues that exist with other arguments: declared passively, consumed as is.
         self._passive_queues: set[str] = set()
         self.codecs = CodecRegistry(
@@ -208,7 +217,7 @@ class Node:
         self._timers: list[gevent.Greenlet] = []
         self._consumer_tags: list[str] = []
         self._reconnect_timeout = reconnect_timeout
-        self._worker: AmqpWorker | None = None
+        self._worker: Transport | None = None
         # Acks (I/O loop only): the delivery tags of the current channel whose request runs,
         # and those finished but not acked yet. See _flush_acks.
         self._running: set[int] = set()
@@ -250,26 +259,9 @@ class Node:
             raise ConfigurationError("this node is already running")
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
-        self._listeners = self._services.listeners()
         self._check_listener_capacity()
-        self._worker = AmqpWorker(
-            self.url,
-            self.exchange,
-            connect_timeout=5,
-            reconnect_timeout=self._reconnect_timeout,
-            setup=self._setup_channel,
-            on_return=self._on_return,
-            on_disconnect=self._on_disconnect,
-            name="isc-node",
-            logger=log,
-            confirms=False,  # replies are safe without: the request's ack follows them
-            on_channel_error=self._on_channel_error,
-            gevent=True,
-            fastpath=self.fastpath,
-        )
-        self._worker.on_flushed = self._flush_acks
+        self._open_transport()
         self._install_signal_handlers()
-        self._worker.start()
         self._start_timers()
         log.info(
             "node serving %s on %s (exchange %r, %d call(s) and %d listener(s) at a time, "
@@ -287,6 +279,31 @@ class Node:
         finally:
             if not self._stopped.is_set():  # interrupted (KeyboardInterrupt): still clean up
                 self.stop()
+
+    def _open_transport(self) -> Transport:
+        """Build the transport and connect: :meth:`run` without signals, timers or the wait
+        (``ServiceHarness`` serves a node's calls with this alone)."""
+        self._listeners = self._services.listeners()
+        factory: TransportFactory = self._transport or AmqpWorker
+        worker = factory(
+            self.url,
+            self.exchange,
+            connect_timeout=5,
+            reconnect_timeout=self._reconnect_timeout,
+            setup=self._setup_channel,
+            on_return=self._on_return,
+            on_disconnect=self._on_disconnect,
+            name="isc-node",
+            logger=log,
+            confirms=False,  # replies are safe without: the request's ack follows them
+            on_channel_error=self._on_channel_error,
+            gevent=True,
+            fastpath=self.fastpath,
+        )
+        self._worker = worker
+        worker.on_flushed = self._flush_acks
+        worker.start()
+        return worker
 
     def _check_listener_capacity(self) -> None:
         """Warn about events with more listeners than the listener pool and backlog hold:
@@ -354,7 +371,7 @@ class Node:
 
     # -- AMQP topology (I/O loop) ------------------------------------------------------------
 
-    def _setup_channel(self, channel: pika.channel.Channel, ready: Callable[[], None]) -> None:
+    def _setup_channel(self, channel: AmqpChannel, ready: Callable[[], None]) -> None:
         self._forget_queued_requests()
         channel.basic_qos(prefetch_count=self.concurrency)
         channel.exchange_declare(

@@ -1,9 +1,10 @@
 """Unit-test services without a broker, and run real nodes in integration tests.
 
 :class:`ServiceHarness` hosts one service the way a :class:`~isc.server.Node` does, minus
-RabbitMQ: :meth:`~ServiceHarness.call` encodes the request with the codec and hands it to the
-node's own request handler (codec check, size limit, method lookup, argument check, hooks,
-error replies, reply encoding), then decodes the reply as a client would;
+RabbitMQ: its node serves on a private in-memory broker (:mod:`isc.client.testing.memory`),
+and :meth:`~ServiceHarness.call` calls it through a :class:`~isc.client.Client` on that broker,
+so the request takes the node's own path (codec check, size limit, method lookup, argument
+check, hooks, error replies, reply encoding, acks) and the reply the client's;
 :meth:`~ServiceHarness.notify` delivers a notification to the service's ``@on`` handlers;
 :meth:`~ServiceHarness.fire_timer` runs one tick of a ``@local_timer``::
 
@@ -24,18 +25,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from typing import Any, cast
+import weakref
+from collections.abc import Iterator
+from typing import Any
 
-import pika.spec
-
-from isc.client.internal import AmqpWorker, Outgoing
+from isc.client import Client
+from isc.client.testing.memory import MemoryBroker
 from isc.core import (
     AbstractCodec,
     ConfigurationError,
-    Envelope,
     Notification,
-    Reply,
     Request,
     TypedJSONCodec,
     redact_url,
@@ -51,10 +50,12 @@ log = logging.getLogger("isc.server.testing")
 class ServiceHarness:
     """Host one service in-process, as a node would, to unit-test it without a broker.
 
-    Calls, notifications and timer ticks run in the calling thread, through the same code a
-    :class:`~isc.server.Node` runs for them. The differences from a running node: calls run
-    one at a time in the caller's thread (a node runs them in a greenlet pool), and a failing
-    ``@on`` handler or timer raises its exception here (a node logs it), so tests see it.
+    Calls go through the same code a :class:`~isc.server.Node` and a
+    :class:`~isc.client.Client` run for them, over an in-memory broker instead of RabbitMQ:
+    :meth:`call` waits for its result, so calls run one at a time (in the node's greenlet
+    pool). Notifications and timer ticks run in the calling thread through the node's
+    listener and timer code, and a failing ``@on`` handler or timer raises its exception here
+    (a node logs it), so tests see it. The node runs no timers of its own.
 
     :param service: the service instance (any object with a ``name``, as for
         :meth:`Node.register_service`).
@@ -63,6 +64,8 @@ class ServiceHarness:
         wire cannot carry fails in the test as it would in production.
     :param round_trip: ``False`` hands arguments and results over as they are, uncoded
         (straight to the node's method dispatch).
+    :param call_timeout: how many seconds :meth:`call` waits for the result before it
+        raises :class:`~isc.core.TimeoutException`.
     :param node_options: passed to :class:`~isc.server.Node`, to test a node configured as
         in production: ``allow_pickle=True`` (needed with the pickle codec, as on a real
         node), ``codecs``, ``max_message_size``, ``exchange``.
@@ -74,19 +77,35 @@ class ServiceHarness:
         *,
         codec: AbstractCodec | None = None,
         round_trip: bool = True,
+        call_timeout: float = 60.0,
         **node_options: Any,
     ) -> None:
         self.codec = codec if codec is not None else TypedJSONCodec()
         self.round_trip = round_trip
-        self._node = Node(**node_options)
+        broker = MemoryBroker()
+        self._node = Node(transport=broker.transport, **node_options)
         self._node.register_service(service)
         self.service = service
         #: The service's name (its ``name`` attribute).
         self.name = next(iter(self._node._services.services))
+        self._node._open_transport()  # serves on the broker; no timers, no signal handlers
+        # The caller: sizes are the node's to check, so the client sets no limit of its own.
+        self._client = Client(
+            "memory://service-harness",
+            self._node.exchange,
+            self.codec,
+            invoke_timeout=call_timeout,
+            max_message_size=None,
+            transport=broker.transport,
+        )
+        # Registered after the client's own finalizer, so it runs first (CPython calls an
+        # object's finalizers newest first): a dropped harness stops its client quietly.
+        weakref.finalize(self, _close, self._client, broker)
 
     @property
     def node(self) -> Node:
-        """The node (never connected) whose code runs the calls; add hooks to it."""
+        """The node (connected to the harness's in-memory broker only) whose code runs the
+        calls; add hooks to it."""
         return self._node
 
     def add_hook(self, name: str, fn: Hook | None = None) -> Any:
@@ -128,34 +147,12 @@ class ServiceHarness:
         it before sending).
         """
         if self.round_trip:
-            reply = self._deliver(Request(method, args, kwargs, reply_to=_REPLY_TO))
-        else:
-            reply = self._node._execute(self.name, Request(method, args, kwargs))
+            return self._client.call(self.name, method, args, kwargs)
+        reply = self._node._execute(self.name, Request(method, args, kwargs))
         error = reply.to_exception()
         if error is not None:
             raise error
         return reply.result
-
-    def _deliver(self, request: Request) -> Reply:
-        """Hand the encoded request to the node's request handler, as a delivery from the
-        broker, and decode the reply it would publish, as the client does."""
-        envelope = request.encode(self.codec)  # EncodeError here, as in Client.call
-        properties = pika.spec.BasicProperties(
-            content_type=envelope.content_type,
-            content_encoding=envelope.content_encoding,
-            correlation_id=envelope.correlation_id,
-            reply_to=envelope.reply_to,
-            headers=dict(envelope.headers),
-        )
-        catcher = _ReplyCatcher()
-        self._node._worker = cast(AmqpWorker, catcher)
-        try:
-            self._node._handle_request(self.name, catcher.generation, 1, properties, envelope.body)
-        finally:
-            self._node._worker = None
-        if not catcher.replies:  # a node answers every request that has a reply_to
-            raise AssertionError(f"the node sent no reply to {self.name}.{request.method}")
-        return Reply.decode(catcher.replies[-1], self.codec)
 
     def notify(self, event: str, /, *args: Any, **kwargs: Any) -> int:
         """Deliver ``client.notify(event, *args, **kwargs)`` to the service's ``@on`` handlers.
@@ -237,26 +234,10 @@ def running_node(node: Node, ready_timeout: float = 30.0) -> Iterator[Node]:
         thread.join(node.drain_timeout + 10)
 
 
-#: The reply queue named in the harness's requests (nothing consumes it: no broker).
-_REPLY_TO = "isc-service-harness"
-
-
-class _ReplyCatcher:
-    """Stands in for the node's AMQP worker while it handles one request: it keeps the reply
-    the node would publish, and there is no channel to acknowledge the request on."""
-
-    generation = 0
-    channel = None
-
-    def __init__(self) -> None:
-        self.replies: list[Envelope] = []
-
-    def call_soon(self, fn: Callable[[], Any]) -> None:
-        """Acknowledgements: nothing to do without a broker."""
-
-    def submit(self, outgoing: Outgoing, *, batch: bool = False) -> None:
-        """Keep the reply instead of publishing it."""
-        self.replies.append(outgoing.envelope)
+def _close(client: Client, broker: MemoryBroker) -> None:
+    """A harness was dropped: stop its client and its node's transport (nothing blocks)."""
+    client.stop(timeout=0)
+    broker.close()
 
 
 def _qualname(fn: Any) -> str:

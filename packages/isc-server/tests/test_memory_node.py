@@ -1,0 +1,87 @@
+"""A Client and a Node end to end over the in-memory transport (no broker).
+
+The in-memory broker is a unit-test tool: these tests check that Client and Node run their
+own code over it; the integration suite proves they work over RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import gevent
+import pytest
+
+from isc.client import Client
+from isc.client.testing import wait_for
+from isc.client.testing.memory import MemoryBroker
+from isc.core import RemoteException, ServiceNotFoundError, TimeoutException
+from isc.server import Node, expose, on
+
+
+class Calc:
+    name = "calc"
+
+    def __init__(self) -> None:
+        self.heard: list[Any] = []
+
+    @expose
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    @expose
+    def fail(self) -> None:
+        raise ValueError("no")
+
+    @expose
+    def slow(self) -> None:
+        gevent.sleep(1)
+
+    @on("added")
+    def on_added(self, *args: Any) -> None:
+        self.heard.append(args)
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[MemoryBroker, Calc, Client]]:
+    broker = MemoryBroker()
+    calc = Calc()
+    node = Node(exchange="mem", transport=broker.transport, drain_timeout=2)
+    node.register_service(calc)
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    assert node.wait_for_ready(5)
+    client = Client(exchange="mem", transport=broker.transport)
+    try:
+        yield broker, calc, client
+    finally:
+        client.stop()
+        node.stop()
+        thread.join(5)
+
+
+def test_a_call_and_its_failure(served: tuple[MemoryBroker, Calc, Client]) -> None:
+    broker, _calc, client = served
+    assert client.calc.add(2, 3) == 5
+    assert client.calc.add.call_async(1, 1).result(5) == 2
+    with pytest.raises(RemoteException, match="no") as caught:
+        client.calc.fail()
+    assert caught.value.remote_type == "ValueError"
+    assert broker.queues()["mem_service_calc"] == 0  # every request was acked
+
+
+def test_a_notification_reaches_the_listener(served: tuple[MemoryBroker, Calc, Client]) -> None:
+    _broker, calc, client = served
+    client.notify("added", 1, "x")
+    wait_for(lambda: calc.heard, timeout=5)
+    assert calc.heard == [(1, "x")]
+
+
+def test_an_unroutable_call_and_a_timeout(served: tuple[MemoryBroker, Calc, Client]) -> None:
+    _broker, _calc, client = served
+    with pytest.raises(ServiceNotFoundError, match="no node serves 'users'"):
+        client.users.get_user(1)
+    with pytest.raises(TimeoutException, match=r"calc\.slow within 0\.2s"):
+        client.calc.slow.with_timeout(0.2)()
+    assert client.pending_calls == 0
