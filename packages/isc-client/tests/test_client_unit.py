@@ -160,13 +160,14 @@ class TestTracePropagation:
             self.sent.append(outgoing)
 
     def test_calls_and_notifications_carry_the_current_trace(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
     ) -> None:
         trace = pytest.importorskip("opentelemetry.trace")
         from opentelemetry import context
 
         worker = self.Worker()
         client = Client(NOWHERE)
+        request.addfinalizer(client.stop)
         monkeypatch.setattr(client, "_get_worker", lambda: worker)
         span = trace.NonRecordingSpan(
             trace.SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=trace.TraceFlags(1))

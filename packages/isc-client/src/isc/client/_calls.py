@@ -147,6 +147,9 @@ class CallTable:
         worker, self.worker = self.worker, None
         self.callbacks.close()
         if worker is None or worker.stopped.is_set():
+            # Nothing to close; end the calls left (a call and its future refer to each
+            # other through the table until it is popped).
+            self.fail_pending(ClientClosedError("the client was dropped"), only_sent=False)
             return
         warnings.warn(
             f"an isc Client for {redact_url(self.url)} was dropped without stop(); its "
