@@ -103,7 +103,14 @@ def test_redact_url_hides_passwords(url: str, shown: str) -> None:
 
 
 def test_redact_url_survives_garbage() -> None:
-    assert redact_url("amqp://u:p@host:notaport/") == "<unparsable broker URL>"
+    # No parse needed: everything between "user:" and the last "@" is the password.
+    assert redact_url("amqp://u:p@host:notaport/") == "amqp://u:***@host:notaport/"
+
+
+@pytest.mark.parametrize("password", ["se#cret", "se/cret", "se?cret", "se@cret", "s:e#c/r?t"])
+def test_redact_url_hides_passwords_with_unencoded_reserved_characters(password: str) -> None:
+    url = f"amqp://guest:{password}@broker.example:5672/vh"
+    assert redact_url(url) == "amqp://guest:***@broker.example:5672/vh"
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")

@@ -154,7 +154,7 @@ def test_node_settings_are_checked() -> None:
 
 
 def test_queue_type_and_message_size_are_checked() -> None:
-    with pytest.raises(ConfigurationError, match="queue_type must be one of legacy, durable"):
+    with pytest.raises(ConfigurationError, match="queue_type must be one of auto, legacy, durable"):
         Node(queue_type="classic")
     with pytest.raises(ConfigurationError, match="max_message_size"):
         Node(max_message_size=0)

@@ -9,6 +9,7 @@ script, or a gevent-based isc node.
 
 from isc.core.codecs import AbstractCodec, JSONCodec, PickleCodec, TypedJSONCodec
 from isc.core.errors import (
+    AccessRefusedError,
     BufferFullError,
     ClientClosedError,
     CodecException,
@@ -38,6 +39,7 @@ __all__ = [
     "JSONCodec",
     "PickleCodec",
     "TypedJSONCodec",
+    "AccessRefusedError",
     "BufferFullError",
     "TooManyPendingCallsError",
     "WrongThreadError",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -22,6 +23,7 @@ import pika.spec
 
 from isc.core import (
     AbstractCodec,
+    AccessRefusedError,
     ClientClosedError,
     DecodeError,
     MessageTooLargeError,
@@ -88,6 +90,10 @@ class CallTable:
         self.last_worker: Transport | None = None
         self.dropped_replies = 0
         self.callbacks = CallbackRunner()
+        #: Notified when the connection becomes ready or is refused (see wait_settled()).
+        self.settled = threading.Condition()
+        #: Why the broker refused the credentials (then the worker stopped for good).
+        self.refused: AccessRefusedError | None = None
 
     # -- adding and ending calls (any thread) ------------------------------------------------
 
@@ -184,6 +190,8 @@ class CallTable:
         def consuming(_frame: object) -> None:
             worker.reply_to = queue
             ready()
+            with self.settled:
+                self.settled.notify_all()
 
         channel.basic_consume(queue, self.on_delivery, auto_ack=True, callback=consuming)
 
@@ -294,6 +302,24 @@ class CallTable:
             worker.submit(outgoing)
         except ClientClosedError as exc:
             call.future.reject(exc)
+
+    def wait_settled(self, worker: Transport, timeout: float | None) -> bool:
+        """Wait until ``worker`` is ready (True), the broker refused it (raises
+        :class:`AccessRefusedError`) or ``timeout`` passes (False)."""
+        with self.settled:
+            self.settled.wait_for(
+                lambda: worker.ready.is_set() or self.refused is not None, timeout
+            )
+        if self.refused is not None:
+            raise AccessRefusedError(str(self.refused))
+        return worker.ready.is_set()
+
+    def on_refused(self, error: AccessRefusedError) -> None:
+        """The broker refused the credentials: fail every pending call at once."""
+        self.refused = error
+        with self.settled:
+            self.settled.notify_all()
+        self.fail_pending(error, only_sent=False)
 
     def on_disconnect(self, error: BaseException) -> None:
         """The connection dropped: calls already published can no longer get their reply."""

@@ -12,6 +12,7 @@ from isc.core import (
     DEFAULT_EXCHANGE,
     DEFAULT_URL,
     AbstractCodec,
+    AccessRefusedError,
     ClientClosedError,
     ConfigurationError,
     ConnectionLostError,
@@ -21,6 +22,7 @@ from isc.core import (
     Notification,
     Request,
     TypedJSONCodec,
+    check_broker_url,
     fanout_exchange_name,
     redact_url,
     service_routing_key,
@@ -60,7 +62,11 @@ class Client:
     a client garbage-collected while connected closes its connection with a
     ``ResourceWarning``.
 
-    :param host: the broker URL (``amqp://`` or ``amqps://``).
+    :param host: the broker URL, ``amqp://user:password@host:5672/vhost`` (or ``amqps://``);
+        a password's reserved characters (``@ : / ? #``) percent-encoded. A malformed URL
+        raises :class:`ConfigurationError` at once. isclib 1.x's name for it.
+    :param url: the same, under the name ``Node`` uses (give ``host`` or ``url``, not both).
+        Checked only for the default transport: another one takes the URL as given.
     :param exchange: the isc exchange; services and clients must agree on it.
     :param codec: the codec used for requests (default: :class:`TypedJSONCodec`).
     :param connect_timeout: seconds allowed for establishing a connection.
@@ -86,20 +92,25 @@ class Client:
 
     def __init__(
         self,
-        host: str = DEFAULT_URL,
+        host: str | None = None,
         exchange: str = DEFAULT_EXCHANGE,
         codec: AbstractCodec | type[AbstractCodec] | None = None,
         connect_timeout: float = 2,
         reconnect_timeout: float = 3,
         invoke_timeout: float = 20,
         *,
+        url: str | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_notifications: int = 10_000,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
         fastpath: bool | None = None,
         transport: TransportFactory = AmqpWorker,
     ) -> None:
-        self._url = host
+        if host is not None and url is not None:
+            raise ConfigurationError("give the broker URL as host= or url=, not both")
+        given = url if url is not None else host if host is not None else DEFAULT_URL
+        # The URL is AMQP's business: another transport (e.g. in-memory) takes what it likes.
+        self._url = check_broker_url(given) if transport is AmqpWorker else given
         self._exchange = validate_exchange_name(exchange)
         self._codec = _as_codec(codec)
         self._connect_timeout = connect_timeout
@@ -110,7 +121,7 @@ class Client:
         )
         self._max_buffered = _check_limit("max_buffered_notifications", max_buffered_notifications)
         self._calls = CallTable(
-            host,
+            self._url,
             self._exchange,
             max_message_size=self._max_message_size,
             max_pending=_check_limit("max_pending_calls", max_pending_calls),
@@ -157,8 +168,11 @@ class Client:
         self.stop()
 
     def wait_connected(self, timeout: float | None = None) -> bool:
-        """Start if needed and wait until the connection is ready; return whether it is."""
-        return self._get_worker().ready.wait(timeout)
+        """Start if needed and wait until the connection is ready; return whether it is.
+
+        Raises :class:`AccessRefusedError` as soon as the broker refuses the credentials.
+        """
+        return self._calls.wait_settled(self._get_worker(), timeout)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until the broker confirmed every notification sent so far; return whether it did.
@@ -248,6 +262,7 @@ class Client:
                 on_disconnect=calls.on_disconnect,
                 max_buffered=self._max_buffered,
                 fastpath=self._fastpath,
+                on_refused=calls.on_refused,
             )
             calls.worker = worker
             worker.start()
@@ -378,7 +393,7 @@ class Client:
         )
         try:
             worker.submit(call.outgoing)
-        except ClientClosedError as exc:
+        except (ClientClosedError, AccessRefusedError) as exc:
             calls.pop(cid)
             future.reject(exc)
             raise

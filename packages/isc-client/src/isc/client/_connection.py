@@ -42,6 +42,7 @@ import pika.exceptions
 import pika.spec
 
 from isc.core import (
+    AccessRefusedError,
     ClientClosedError,
     ConnectionLostError,
     Envelope,
@@ -55,9 +56,43 @@ from ._future import FutureResult
 from ._transport import ReturnHandler, SetupHandler
 from ._wire import Wire, select_wire
 
-__all__ = ["AmqpWorker", "Outgoing", "received_envelope"]
+__all__ = ["AmqpWorker", "Outgoing", "access_refused", "received_envelope", "PIKA_QUIETED_LOGGERS"]
 
 log = logging.getLogger("isc.client")
+
+#: pika's loggers that report every failed connection attempt at ERROR level (several lines
+#: each), and the broker's close of a connection being set up; isc reports each attempt
+#: itself, in one line. :class:`AmqpWorker` drops their records below CRITICAL (see
+#: :func:`_quiet_pika`); set ``ISC_PIKA_CONNECT_LOGS=1`` to keep them.
+PIKA_QUIETED_LOGGERS = (
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.utils.io_services_utils",
+    "pika.adapters.base_connection",
+    "pika.connection",
+)
+
+#: AMQP reply codes of a refused login or vhost: retrying cannot help.
+_REFUSED_CODES = (403, 530)
+
+
+class _DropBelowCritical(logging.Filter):
+    """Drops pika's records of failed connection attempts (isc logs one line per attempt)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.CRITICAL
+
+
+_PIKA_FILTER = _DropBelowCritical()
+
+
+def _quiet_pika() -> None:
+    """Install :data:`_PIKA_FILTER` on :data:`PIKA_QUIETED_LOGGERS` (once; idempotent)."""
+    if os.environ.get("ISC_PIKA_CONNECT_LOGS", "") == "1":
+        return
+    for name in PIKA_QUIETED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _PIKA_FILTER not in logger.filters:
+            logger.addFilter(_PIKA_FILTER)
 
 
 class Outgoing:
@@ -144,12 +179,14 @@ class AmqpWorker:
         logger: logging.Logger | None = None,
         max_buffered: int = 10_000,
         confirms: bool = True,
-        on_channel_error: Callable[[BaseException], None] | None = None,
+        on_channel_error: Callable[[BaseException], bool | None] | None = None,
         gevent: bool = False,
         fastpath: bool | None = None,
+        on_refused: Callable[[AccessRefusedError], None] | None = None,
     ) -> None:
         self.url = url
         self.exchange = exchange
+        _quiet_pika()
         self._params = pika.URLParameters(url)
         self._params.socket_timeout = connect_timeout
         self._params.stack_timeout = max(connect_timeout, 1.0) * 2
@@ -179,6 +216,12 @@ class AmqpWorker:
         self._flush_scheduled = False
         self._confirms = confirms
         self._on_channel_error = on_channel_error
+        self._on_refused = on_refused
+        #: Set when the owner's ``on_channel_error`` explained why the broker closed the
+        #: connection (it logged it): the reconnect is then logged at DEBUG only.
+        self._close_explained = False
+        #: Why the broker refused this connection for good (None unless it did).
+        self.refused: AccessRefusedError | None = None
         #: Notifications until the broker confirms them (bounded by ``max_buffered``).
         self.confirm_buffer = ConfirmBuffer(url, max_buffered)
         #: Counters: items published again after a reconnect, items the broker nacked,
@@ -240,6 +283,8 @@ class AmqpWorker:
         confirmed items are already waiting for the broker.
         """
         if self._stopping:
+            if self.refused is not None:
+                raise AccessRefusedError(str(self.refused))
             raise ClientClosedError("the client is stopped")
         if item.confirm:
             self.confirm_buffer.reserve()
@@ -367,24 +412,44 @@ class AmqpWorker:
             on_close=self._on_connection_closed,
         )
 
-    def _schedule_reconnect(self) -> None:
+    def _schedule_reconnect(self, what: str, level: int = logging.WARNING) -> None:
+        """Reconnect after a backoff (doubling from 0.1 s up to ``reconnect_timeout``), and
+        log ``what`` happened and when the next attempt is: one line per attempt."""
         if self._stopping:
             self._ioloop.stop()
             return
+        url = redact_url(self.url)
         if self._reconnect_timeout <= 0:
-            self._log.error("not reconnecting to %s (reconnect_timeout=0)", redact_url(self.url))
+            self._log.error("%s; not reconnecting to %s (reconnect_timeout=0)", what, url)
             return
         delay = min(self._reconnect_timeout, 0.1 * (2**self._attempt))
         self._attempt += 1
-        self._log.info("reconnecting to %s in %.1fs", redact_url(self.url), delay)
+        self._log.log(level, "%s; reconnecting to %s in %.1fs", what, url, delay)
         self._ioloop.call_later(delay, self._connect)
 
     def _on_connection_error(self, connection: Any, error: BaseException) -> None:
         error = root_cause(error)
         self.last_error = error
-        self._log.warning("cannot connect to %s: %s", redact_url(self.url), _describe(error))
         self._connection = None
-        self._schedule_reconnect()
+        refused = access_refused(error, self.url)
+        if refused is not None:
+            self._give_up(refused)
+            return
+        self._schedule_reconnect(f"cannot connect to {redact_url(self.url)}: {_describe(error)}")
+
+    def _give_up(self, refused: AccessRefusedError) -> None:
+        """The broker refused the credentials: stop for good, fail what waits, say why once."""
+        self._log.error("%s", refused)
+        self.refused = refused
+        self.last_error = refused
+        self._stopping = True
+        self.ready.clear()
+        self.confirm_buffer.abandon([*self._inbox, *self._parked])
+        self._inbox.clear()
+        self._parked.clear()
+        if self._on_refused is not None:
+            self._on_refused(refused)
+        self._ioloop.stop()
 
     def _on_connection_closed(self, connection: Any, reason: BaseException) -> None:
         was_ready = self.ready.is_set()
@@ -397,10 +462,13 @@ class AmqpWorker:
             self._ioloop.stop()
             return
         self.last_error = reason
-        self._log.warning("connection to %s lost: %s", redact_url(self.url), _describe(reason))
+        explained, self._close_explained = self._close_explained, False
         if was_ready:
             self._on_disconnect(ConnectionLostError(f"connection lost: {_describe(reason)}"))
-        self._schedule_reconnect()
+        self._schedule_reconnect(
+            f"connection to {redact_url(self.url)} lost: {_describe(reason)}",
+            logging.DEBUG if explained else logging.WARNING,
+        )
 
     def _on_connection_open(self, connection: Any) -> None:
         connection.channel(on_open_callback=self._on_channel_open)
@@ -445,9 +513,11 @@ class AmqpWorker:
     def _on_channel_closed(self, channel: Any, reason: BaseException) -> None:
         if self._stopping or self._connection is None:
             return
-        self._log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
-        if self._on_channel_error is not None:
-            self._on_channel_error(reason)
+        by_broker = isinstance(reason, pika.exceptions.ChannelClosedByBroker)
+        if by_broker:  # else the connection is closing: _on_connection_closed says so
+            self._log.warning("channel closed by the broker: %s; reconnecting", _describe(reason))
+        if self._on_channel_error is not None and self._on_channel_error(reason):
+            self._close_explained = not by_broker
         if self._connection.is_open:
             self._connection.close()
 
@@ -564,6 +634,26 @@ class AmqpWorker:
         if connection is not None and connection.is_closing:
             return
         self._ioloop.stop()
+
+
+def access_refused(error: BaseException, url: str) -> AccessRefusedError | None:
+    """The :class:`AccessRefusedError` for ``error`` (a connection attempt's root cause) when
+    the broker refused the login or the vhost, else None (an error worth retrying)."""
+    refused_types = (
+        pika.exceptions.AuthenticationError,
+        pika.exceptions.ProbableAuthenticationError,
+        pika.exceptions.ProbableAccessDeniedError,
+    )
+    code = getattr(error, "reply_code", None)
+    if not isinstance(error, refused_types) and not (
+        isinstance(error, pika.exceptions.ConnectionClosed) and code in _REFUSED_CODES
+    ):
+        return None
+    return AccessRefusedError(
+        f"the broker at {redact_url(url)} refused the connection ({_describe(error)}): "
+        "check the credentials (the user name and password in the URL, --url / ISC_URL) "
+        "and the user's access to the vhost; not retrying"
+    )
 
 
 def root_cause(error: BaseException) -> BaseException:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
     import pika.spec
 
+    from isc.core import AccessRefusedError
+
     from ._connection import Outgoing
     from ._future import FutureResult
 
@@ -142,8 +144,12 @@ class Transport(Protocol):
     Built by a :class:`TransportFactory` with its handlers: ``setup(channel, ready)`` on every
     fresh channel, ``on_return(method, properties)`` for unroutable ``mandatory`` messages,
     ``on_disconnect(error)`` when a ready connection drops, ``on_channel_error(reason)`` when
-    the broker closes the channel (then the transport reconnects). Every attribute below is
-    used by isc; those only one side uses say so.
+    the broker closes the channel, or the connection while it is being set up (e.g. 541 for a
+    refused queue declaration); then the transport reconnects. ``on_channel_error`` returns
+    True when it explained the close (logged why): the transport then logs its reconnect at
+    DEBUG only. ``on_refused(error)`` (an ``AccessRefusedError``) when the broker refused
+    the credentials: the transport stopped for good (``submit`` raises that error from then
+    on). Every attribute below is used by isc; those only one side uses say so.
     """
 
     #: Set while connected and set up (the setup handler called ``ready``); cleared on a drop.
@@ -159,6 +165,8 @@ class Transport(Protocol):
     ready_since: float
     #: Why the last connection attempt or connection failed (None once connected).
     last_error: BaseException | None
+    #: Set (and the transport stopped) when the broker refused the credentials.
+    refused: AccessRefusedError | None
     #: The reply queue of the current connection; the client's setup handler sets it.
     reply_to: str | None
     #: Called on the loop after each batch of submitted items is published. Node only (it
@@ -238,8 +246,9 @@ class TransportFactory(Protocol):
         logger: logging.Logger | None = ...,
         max_buffered: int = ...,
         confirms: bool = ...,
-        on_channel_error: Callable[[BaseException], None] | None = ...,
+        on_channel_error: Callable[[BaseException], bool | None] | None = ...,
         gevent: bool = ...,
         fastpath: bool | None = ...,
+        on_refused: Callable[[AccessRefusedError], None] | None = ...,
     ) -> Transport:
         """A new, not yet started transport."""

@@ -33,10 +33,13 @@ from isc.codecs import CODECS, get_codec
 from isc.core import (
     DEFAULT_EXCHANGE,
     DEFAULT_URL,
+    AccessRefusedError,
+    ConfigurationError,
     IscError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
+    check_broker_url,
     redact_url,
 )
 
@@ -105,11 +108,20 @@ def resolve_settings(
 ) -> Settings:
     """The settings from flags, then ``ISC_URL`` / ``ISC_EXCHANGE``, then the defaults.
 
-    An empty flag or environment variable counts as not given.
+    An empty flag or environment variable counts as not given. Raises
+    :class:`~isc.core.ConfigurationError` (one line, naming where the URL came from and the
+    expected form, never its password) for a URL that is not ``amqp://`` or ``amqps://``.
     """
     env = os.environ if environ is None else environ
+    source = "--url"
+    if not url:
+        url, source = env.get(ENV_URL, "").strip(), f"${ENV_URL}"
+    try:
+        checked = check_broker_url(url or DEFAULT_URL)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{source}: {exc}") from None
     return Settings(
-        url=url or env.get(ENV_URL, "").strip() or DEFAULT_URL,
+        url=checked,
         exchange=exchange or env.get(ENV_EXCHANGE, "").strip() or DEFAULT_EXCHANGE,
     )
 
@@ -280,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept the pickle codec (only when every peer on the broker is trusted)",
     )
     run.add_argument(
+        "--queue-type",
+        choices=("auto", "legacy", "durable", "quorum"),
+        default="auto",
+        help="how service queues are declared: auto (isclib 1.x's transient queues where the "
+        "broker allows them, else durable), legacy, durable or quorum (default: auto)",
+    )
+    run.add_argument(
         "--drain-timeout",
         type=_positive_float,
         default=10.0,
@@ -292,7 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``isc`` command line with ``argv`` (default: ``sys.argv[1:]``); the exit code."""
     args = build_parser().parse_args(argv)
-    settings = resolve_settings(args.url, args.exchange)
+    try:
+        settings = resolve_settings(args.url, args.exchange)
+    except ConfigurationError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
     args.url, args.exchange = settings.url, settings.exchange
     if args.command == "run":
         return _run(args)
@@ -520,7 +543,12 @@ def _connect(args: argparse.Namespace) -> Client:
         )
     except IscError as exc:
         raise _CliError(str(exc), EXIT_USAGE) from None
-    if client.wait_connected(args.connect_timeout):
+    try:
+        connected = client.wait_connected(args.connect_timeout)
+    except AccessRefusedError as exc:
+        client.stop()
+        raise _CliError(str(exc)) from None
+    if connected:
         return client
     worker = client._worker
     reason = worker.last_error if worker is not None else None

@@ -17,6 +17,7 @@ from .codecs import (
     describe_payload,
 )
 from .errors import (
+    AccessRefusedError,
     BufferFullError,
     ClientClosedError,
     CodecException,
@@ -58,7 +59,7 @@ from .protocol import (
     Request,
     exception_type_name,
 )
-from .urls import DEFAULT_URL, redact_url
+from .urls import DEFAULT_URL, URL_FORM, URL_SCHEMES, check_broker_url, redact_url
 
 __all__ = [
     "__version__",
@@ -83,6 +84,9 @@ __all__ = [
     "validate_service_name",
     # urls
     "DEFAULT_URL",
+    "URL_FORM",
+    "URL_SCHEMES",
+    "check_broker_url",
     "redact_url",
     # codecs
     "OBJECT_TYPE_KEY",
@@ -95,6 +99,7 @@ __all__ = [
     "TypedJSONCodec",
     "describe_payload",
     # errors
+    "AccessRefusedError",
     "BufferFullError",
     "TooManyPendingCallsError",
     "WrongThreadError",

@@ -8,6 +8,7 @@ Every error isc raises derives from :class:`IscError`::
     ├── LocalException           the failure happened in this process
     │   ├── TimeoutException     no reply within the invoke timeout
     │   ├── ConnectionLostError  the broker connection is gone and the reply cannot arrive
+    │   ├── AccessRefusedError   the broker refused the credentials (AMQP 403): no retry
     │   ├── ClientClosedError    the client was stopped
     │   ├── BufferFullError      too many notifications wait for the broker
     │   │   └── TooManyPendingCallsError  too many calls wait for their replies
@@ -32,6 +33,7 @@ __all__ = [
     "LocalException",
     "TimeoutException",
     "ConnectionLostError",
+    "AccessRefusedError",
     "ClientClosedError",
     "BufferFullError",
     "TooManyPendingCallsError",
@@ -91,6 +93,15 @@ class TimeoutException(LocalException):
 
 class ConnectionLostError(LocalException):
     """The broker connection dropped, so a pending reply can no longer arrive."""
+
+
+class AccessRefusedError(LocalException):
+    """The broker refused to let this connection in: a wrong user name or password, or no
+    access to the vhost (AMQP 403 ACCESS_REFUSED, or a refused login).
+
+    Retrying cannot help, so isc does not: the client fails its calls at once and a node
+    stops. Check the credentials in the broker URL (``--url`` / ``ISC_URL``).
+    """
 
 
 class ClientClosedError(LocalException):

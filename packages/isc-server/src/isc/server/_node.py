@@ -36,6 +36,7 @@ from isc.client.internal import (
 from isc.core import (
     DEFAULT_EXCHANGE,
     AbstractCodec,
+    AccessRefusedError,
     CodecException,
     CodecNotAllowedError,
     CodecRegistry,
@@ -50,6 +51,7 @@ from isc.core import (
     Request,
     TypedJSONCodec,
     broadcast_queue_name,
+    check_broker_url,
     describe_payload,
     exception_type_name,
     fanout_exchange_name,
@@ -73,11 +75,20 @@ HOOK_NAMES = ("pre_call", "post_success", "post_error")
 #: ``queue_type`` -> (durable, queue arguments) of the service queues a node declares.
 #: ``legacy`` is isclib 1.x's declaration (transient, shared), so old and new nodes can share
 #: a queue; RabbitMQ 4.3 refuses it by default, and clusters want ``durable`` or ``quorum``.
+#: ``auto`` (the default) declares ``legacy`` queues where the broker allows them and
+#: ``durable`` ones where it refuses them (see :data:`TRANSIENT_QUEUES_REFUSED`).
 QUEUE_TYPES: dict[str, tuple[bool, dict[str, Any] | None]] = {
+    "auto": (False, None),
     "legacy": (False, None),
     "durable": (True, None),
     "quorum": (True, {"x-queue-type": "quorum"}),
 }
+
+#: The deprecated RabbitMQ feature whose refusal (541 INTERNAL_ERROR, closing the
+#: connection) tells a ``queue_type="auto"`` node to declare durable queues instead: RabbitMQ
+#: 4.3.0 and later deny transient non-exclusive queues unless
+#: ``deprecated_features.permit.transient_nonexcl_queues = true``.
+TRANSIENT_QUEUES_REFUSED = "transient_nonexcl_queues"
 
 _QUEUE_IN_ERROR = re.compile(r"queue '([^']+)'")
 
@@ -107,7 +118,11 @@ class Node:
     """A process hosting isc services.
 
     :param hostname: the broker host, used when ``url`` is not given (isclib 1.x).
-    :param url: the broker URL, ``amqp://user:password@host:port/vhost``.
+    :param url: the broker URL, ``amqp://user:password@host:port/vhost`` (or ``amqps://``),
+        a password's reserved characters percent-encoded; a malformed URL raises
+        :class:`~isc.core.ConfigurationError` at once (with the default transport). A broker
+        that refuses the credentials stops the node: :meth:`run` raises
+        :class:`~isc.core.AccessRefusedError`.
     :param exchange: the isc exchange; services and clients must agree on it.
     :param thread_pool_size: how many calls run at once (the greenlet pool and the prefetch).
     :param listener_pool_size: how many listeners (``@on`` handlers) run at once, apart from
@@ -123,10 +138,13 @@ class Node:
     :param reconnect_timeout: the longest pause between reconnection attempts.
     :param max_message_size: the largest request, notification or reply body in bytes
         (``None``: no limit); a larger request gets an error reply without being decoded.
-    :param queue_type: how service queues are declared: ``legacy`` (isclib 1.x's transient
-        queues, the default), ``durable`` or ``quorum`` (replicated, for RabbitMQ clusters).
-        Every node of a service must agree; a node that meets the queue declared otherwise
-        logs it and consumes the queue as it is.
+    :param queue_type: how service queues are declared: ``auto`` (the default: isclib 1.x's
+        transient queues where the broker allows them, so old and new nodes share a queue,
+        and durable ones where it refuses them, as RabbitMQ 4.3+ does by default), ``legacy``
+        (always 1.x's; a broker that refuses them stops the node with a
+        :class:`~isc.core.ConfigurationError`), ``durable`` or ``quorum`` (replicated, for
+        RabbitMQ clusters). Every node of a service must agree; a node that meets the queue
+        declared otherwise logs it and consumes the queue as it is.
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
@@ -148,7 +166,7 @@ class Node:
         drain_timeout: float = 10.0,
         reconnect_timeout: float = 3.0,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        queue_type: str = "legacy",
+        queue_type: str = "auto",
         listener_pool_size: int | None = None,
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
         fastpath: bool | None = None,
@@ -168,7 +186,9 @@ class Node:
             raise ConfigurationError(
                 f"max_queued_notifications must be an int >= 0, got {max_queued_notifications!r}"
             )
-        self.url = url if url is not None else f"amqp://guest:guest@{hostname}/"
+        url = url if url is not None else f"amqp://guest:guest@{hostname}/"
+        # The URL is AMQP's business: another transport (e.g. in-memory) takes what it likes.
+        self.url = check_broker_url(url) if transport is None else url
         self.exchange = validate_exchange_name(exchange)
         self.concurrency = thread_pool_size
         self.drain_timeout = drain_timeout
@@ -184,6 +204,11 @@ class Node:
                 f"queue_type must be one of {', '.join(QUEUE_TYPES)}, got {queue_type!r}"
             )
         self.queue_type = queue_type
+        #: How service queues are declared now: ``queue_type``, or ``durable`` once an
+        #: ``auto`` node found the broker refusing transient ones.
+        self.declared_queue_type = "legacy" if queue_type == "auto" else queue_type
+        #: Why the node stopped by itself (credentials or queue type refused), raised by run().
+        self.failure: IscError | None = None
         #: The fast path switch (None: the ``ISC_PIKA_FASTPATH`` environment variable decides).
         self.fastpath = fastpath
         self._transport = transport
@@ -279,6 +304,8 @@ class Node:
         finally:
             if not self._stopped.is_set():  # interrupted (KeyboardInterrupt): still clean up
                 self.stop()
+        if self.failure is not None:
+            raise self.failure
 
     def _open_transport(self) -> Transport:
         """Build the transport and connect: :meth:`run` without signals, timers or the wait
@@ -299,6 +326,7 @@ class Node:
             on_channel_error=self._on_channel_error,
             gevent=True,
             fastpath=self.fastpath,
+            on_refused=self._on_refused,
         )
         self._worker = worker
         worker.on_flushed = self._flush_acks
@@ -332,7 +360,7 @@ class Node:
             return
         self._stopping = True
         worker = self._worker
-        if worker is not None:
+        if worker is not None and worker.refused is None:  # else it stopped by itself
             worker.call_soon(self._cancel_consumers)
         calls, listeners = len(self._pool), len(self._listener_pool)
         if calls or listeners:
@@ -380,7 +408,7 @@ class Node:
         fanout = fanout_exchange_name(self.exchange)
         channel.exchange_declare(fanout, exchange_type="fanout", durable=False, auto_delete=False)
         self._consumer_tags = []
-        durable, arguments = QUEUE_TYPES[self.queue_type]
+        durable, arguments = QUEUE_TYPES[self.declared_queue_type]
         for queue in self._queues:
             if queue in self._passive_queues:
                 channel.queue_declare(queue, passive=True)
@@ -402,13 +430,19 @@ class Node:
             channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=consuming)
         )
 
-    def _on_channel_error(self, reason: BaseException) -> None:
-        """A 406 on a service queue: it exists with other arguments; consume it as it is."""
+    def _on_channel_error(self, reason: BaseException) -> bool:
+        """A 406 on a service queue: it exists with other arguments; consume it as it is. A
+        541 refusing transient queues: declare durable ones (``auto``) or stop (``legacy``).
+
+        Returns True when it logged why the broker closed the connection."""
         code = getattr(reason, "reply_code", None)
-        match = _QUEUE_IN_ERROR.search(str(getattr(reason, "reply_text", "")))
+        text = str(getattr(reason, "reply_text", ""))
+        if code == 541 and TRANSIENT_QUEUES_REFUSED in text:
+            return self._on_transient_queues_refused()
+        match = _QUEUE_IN_ERROR.search(text)
         queue = match.group(1) if match else None
         if queue not in self._queues:
-            return
+            return False
         if code == 406 and queue not in self._passive_queues:
             self._passive_queues.add(queue)
             log.warning(
@@ -423,6 +457,43 @@ class Node:
             self._passive_queues.discard(queue)  # it is gone (a broker restart): declare it
         elif code == 406:
             log.error("cannot consume queue %r: %s", queue, getattr(reason, "reply_text", reason))
+        return False
+
+    def _on_transient_queues_refused(self) -> bool:
+        """The broker refused isclib 1.x's transient service queues (RabbitMQ 4.3+)."""
+        if self.declared_queue_type != "legacy":
+            return False  # a queue this node does not declare (cannot happen): the worker logs
+        if self.queue_type == "auto":
+            self.declared_queue_type = "durable"
+            log.warning(
+                "the broker refuses transient service queues (deprecated feature %s, denied "
+                "by default since RabbitMQ 4.3): declaring them durable instead; isclib 1.x "
+                "nodes cannot share them on this broker (see queue_type in docs/reliability.md)",
+                TRANSIENT_QUEUES_REFUSED,
+            )
+            return True
+        self._fail(
+            ConfigurationError(
+                f"the broker refuses queue_type='legacy' (transient service queues: deprecated "
+                f"feature {TRANSIENT_QUEUES_REFUSED}, denied by default since RabbitMQ 4.3); "
+                "use queue_type='auto' or 'durable' (isc run --queue-type), or permit it on "
+                f"every broker node: deprecated_features.permit.{TRANSIENT_QUEUES_REFUSED} = true"
+            )
+        )
+        return True
+
+    def _on_refused(self, error: AccessRefusedError) -> None:
+        """The broker refused the credentials (the transport logged it and gave up): stop."""
+        self._fail(error, logged=True)
+
+    def _fail(self, error: IscError, *, logged: bool = False) -> None:
+        """Stop the node for a reason retrying cannot mend; :meth:`run` raises ``error``."""
+        if self.failure is not None or self._stopping:
+            return
+        if not logged:
+            log.error("%s", error)
+        self.failure = error
+        gevent.spawn(self.stop)
 
     def _cancel_consumers(self) -> None:
         worker = self._worker

@@ -60,8 +60,10 @@ def run(args: argparse.Namespace) -> int:
     """Run a node with the services ``args.services`` until SIGTERM or SIGINT; the exit code.
 
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
-    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool`` and
-    ``max_queued_notifications`` (the node's defaults when absent or ``None``).
+    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
+    ``max_queued_notifications`` and ``queue_type`` (the node's defaults when absent or
+    ``None``). Exits with 1 when the node cannot start, or stops by itself because the broker
+    refused its credentials or its queue type (the node logged why, in one line).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
@@ -81,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             thread_pool_size=args.pool,
             allow_pickle=args.allow_pickle,
             drain_timeout=args.drain_timeout,
+            queue_type=getattr(args, "queue_type", None) or "auto",
             **_listener_capacity(args),
         )
         for spec in args.services:
@@ -105,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     watcher = gevent.spawn(announce)
     try:
         node.run()
+    except IscError:
+        return 1  # the broker refused the node for good; the node logged why
     finally:
         watcher.kill(block=False)
     return 0

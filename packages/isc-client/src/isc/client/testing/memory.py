@@ -53,9 +53,9 @@ from isc.client import _process
 from isc.client._connection import Outgoing
 from isc.client._future import FutureResult
 from isc.client._transport import DeliveryCallback, ReturnHandler, SetupHandler
-from isc.core import ClientClosedError, ConnectionLostError, WrongThreadError
+from isc.core import AccessRefusedError, ClientClosedError, ConnectionLostError, WrongThreadError
 
-__all__ = ["MemoryBroker", "MemoryChannel", "MemoryTransport"]
+__all__ = ["MemoryBroker", "MemoryChannel", "MemoryTransport", "TRANSIENT_QUEUE_REFUSAL"]
 
 log = logging.getLogger("isc.client.testing.memory")
 
@@ -145,14 +145,32 @@ class _ChannelError(Exception):
         self.text = text
 
 
+class _ConnectionError(_ChannelError):
+    """An error that closes the whole connection (e.g. 541), not only the channel."""
+
+
+#: RabbitMQ 4.3's refusal of a transient non-exclusive queue (its deprecated feature
+#: ``transient_nonexcl_queues``, denied by default since 4.3.0), as it closes the connection.
+TRANSIENT_QUEUE_REFUSAL = (
+    "INTERNAL_ERROR - Feature `transient_nonexcl_queues` is deprecated.\n"
+    "Its use is not permitted per the configuration (overriding the default, which is "
+    "permitted):\n    deprecated_features.permit.transient_nonexcl_queues = false"
+)
+
+
 class MemoryBroker:
     """Exchanges, queues and bindings in memory, shared by the transports built from it.
 
     Thread-safe. Subclasses may override :meth:`on_publish` (see every message published) and
     :meth:`no_route_text` (the text of a returned message).
+
+    :param deny_transient_queues: refuse to declare a queue that is neither durable nor
+        exclusive by closing the connection with ``541 INTERNAL_ERROR``, as RabbitMQ 4.3+
+        does by default (its deprecated feature ``transient_nonexcl_queues``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, deny_transient_queues: bool = False) -> None:
+        self.deny_transient_queues = deny_transient_queues
         self._lock = threading.Lock()
         self._exchanges: dict[str, _Exchange] = {}
         self._queues: dict[str, _Queue] = {}
@@ -261,6 +279,8 @@ class MemoryBroker:
             if found is None:
                 raise _ChannelError(404, f"NOT_FOUND - no queue '{name}' in vhost '/'")
             return name
+        if self.deny_transient_queues and not durable and not exclusive:
+            raise _ConnectionError(541, TRANSIENT_QUEUE_REFUSAL)
         if found is None:
             self._queues[name] = _Queue(
                 name,
@@ -477,7 +497,11 @@ class MemoryChannel:
             result = self.broker._run(operation)
         except _ChannelError as error:
             self._open = False
-            reason = pika.exceptions.ChannelClosedByBroker(error.code, error.text)
+            reason: pika.exceptions.AMQPError = (
+                pika.exceptions.ConnectionClosedByBroker(error.code, error.text)
+                if isinstance(error, _ConnectionError)
+                else pika.exceptions.ChannelClosedByBroker(error.code, error.text)
+            )
             self.transport._post(lambda: self.transport._channel_failed(self, reason))
             self.transport._kick()
             return None
@@ -658,9 +682,10 @@ class MemoryTransport:
         logger: logging.Logger | None = None,
         max_buffered: int = 10_000,
         confirms: bool = True,
-        on_channel_error: Callable[[BaseException], None] | None = None,
+        on_channel_error: Callable[[BaseException], bool | None] | None = None,
         gevent: bool = False,
         fastpath: bool | None = None,
+        on_refused: Callable[[AccessRefusedError], None] | None = None,
     ) -> None:
         self.broker = broker
         self.url = url
@@ -680,6 +705,8 @@ class MemoryTransport:
         self.connections = 0
         self.ready_since = 0.0
         self.last_error: BaseException | None = None
+        #: Always None: the in-memory broker has no users and refuses no credentials.
+        self.refused: AccessRefusedError | None = None
         self.reply_to: str | None = None
         self.on_flushed: Callable[[], None] | None = None
         self.stats = {"republished": 0, "nacked": 0, "abandoned": 0}
@@ -962,9 +989,13 @@ class MemoryTransport:
     def _channel_failed(self, channel: MemoryChannel, reason: BaseException) -> None:
         if channel is not self._channel or self._stopping:
             return
-        self._log.warning("channel closed by the in-memory broker: %s; reconnecting", reason)
-        if self._on_channel_error is not None:
-            self._on_channel_error(reason)
+        explained = self._on_channel_error is not None and self._on_channel_error(reason)
+        self._log.log(
+            logging.DEBUG if explained else logging.WARNING,
+            "%s closed by the in-memory broker: %s; reconnecting",
+            "connection" if isinstance(reason, pika.exceptions.ConnectionClosed) else "channel",
+            reason,
+        )
         delay = min(self._reconnect_timeout, 0.1 * (2**self._attempt))
         self._attempt += 1
         self._lost(reason, delay)
