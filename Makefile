@@ -12,7 +12,7 @@ export HATCH_CACHE_DIR := $(TOOLS)/hatch-cache
 export PATH := $(TOOLS)/bin:$(PATH)
 MATRIX := $(TOOLS)/bin/python scripts/run_matrix.py
 
-.PHONY: help tools lint docs unit client-only integration integration-stock dist-check test build demo clean docs-api bench bench-memory soak
+.PHONY: help tools lint docs unit client-only integration integration-stock dist-check test build demo clean docs-api docs-serve bench bench-memory soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,13 +30,18 @@ lint: $(HATCH) ## ruff check, ruff format --check, mypy --strict
 	@echo "==> lint: ruff check, ruff format --check, mypy --strict"
 	$(HATCH) run lint:all
 
-docs: $(HATCH) ## build the documentation site (warnings are errors) into site/
-	@echo "==> docs: mkdocs build --strict (docs/ -> site/; a broken link or missing page fails)"
+docs: $(HATCH) ## build the documentation site (warnings are errors) into site/ and check it
+	@echo "==> docs: mkdocs build --strict (docs/ -> site/; a broken link or missing page fails), then scripts/check_site.py"
 	$(HATCH) run docs:build
 
-docs-api: $(HATCH) ## regenerate the API reference in docs/api/ from the docstrings
-	@echo "==> docs-api: docs/api/*.md from the docstrings of the public modules"
-	$(HATCH) run lint:python scripts/gen_api_docs.py
+docs-serve: $(HATCH) ## serve the documentation on http://127.0.0.1:8000/, rebuilt on every change
+	@echo "==> docs-serve: mkdocs serve (live reload; Ctrl-C stops it)"
+	$(HATCH) run docs:serve
+
+# The API pages are rendered from the docstrings by every `make docs` (mkdocstrings):
+# there is nothing to regenerate. Kept as a no-op for branches and habits that still call it.
+docs-api:
+	@echo "==> docs-api: nothing to do: docs/api/ is rendered from the docstrings by make docs"
 
 unit: $(HATCH) ## unit tests of every package on every Python (no broker)
 	@echo "==> unit tests on every Python"

@@ -20,7 +20,9 @@ exchange name in the output are put back to the page's, so the page shows what a
   timing, a count, a pid, a host), and a run of spaces inside a line any run of spaces (table
   columns widen with their contents). Everything else is compared exactly.
 * A block preceded by ``<!-- not run: REASON -->`` is not run (installing packages, a broker
-  elsewhere); each of its commands is reported as a skipped test with the reason. A ``$``
+  elsewhere); each of its commands is reported as a skipped test with the reason. A block
+  preceded by ``<!-- run by make dist-check -->`` (installing isc from the checkout) is
+  skipped here too: ``scripts/check_dist.py`` runs it, in a fresh venv. A ``$``
   line outside a console block fails :func:`test_every_command_is_run_or_skipped`, and a
   command that is neither ``isc``, ``python`` nor ``echo $?`` fails its page's test.
 """
@@ -62,6 +64,8 @@ RUN_READY_LINE = "node ready; stop it with SIGTERM or Ctrl-C"
 
 BLOCK = re.compile(r"^```console\n(.*?)^```", re.MULTILINE | re.DOTALL)
 NOT_RUN = re.compile(r"<!--\s*not run:\s*(\S.*?)\s*-->\s*$")
+#: Install commands: ``make dist-check`` runs them in a fresh venv (scripts/check_dist.py).
+RUN_BY_DIST_CHECK = re.compile(r"<!-- run by make dist-check -->\s*$")
 
 
 @dataclass
@@ -86,7 +90,10 @@ def parse_page(page: Path) -> list[Command]:
     commands: list[Command] = []
     for match in BLOCK.finditer(text):
         before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        reason = NOT_RUN.search(before)
+        not_run = NOT_RUN.search(before)
+        reason = not_run.group(1) if not_run else None
+        if RUN_BY_DIST_CHECK.search(before):
+            reason = "installs packages; make dist-check runs it (scripts/check_dist.py)"
         first_line = text.count("\n", 0, match.start(1)) + 1
         current: Command | None = None
         for offset, line in enumerate(match.group(1).splitlines()):
@@ -95,7 +102,7 @@ def parse_page(page: Path) -> list[Command]:
                     page.name,
                     first_line + offset,
                     line[2:].strip(),
-                    skip_reason=reason.group(1) if reason else None,
+                    skip_reason=reason,
                 )
                 commands.append(current)
             elif current is not None:

@@ -4,6 +4,9 @@
    without them, its testing helpers included.
 2. ``isclib`` in another fresh venv gives every distribution; ``isc`` is one PEP 420
    namespace spread over them (no ``isc/__init__.py`` in any wheel).
+3. The install commands the README and the docs show (each ```console block marked
+   ``<!-- run by make dist-check -->``) run as shown, in the checkout, with a fresh venv's
+   ``pip`` and ``python`` first on PATH, and give isc 2 (not isclib 1.2 from the index).
 
 Usage: python scripts/check_dist.py DIST_DIR
 """
@@ -11,6 +14,7 @@ Usage: python scripts/check_dist.py DIST_DIR
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +23,12 @@ import zipfile
 from pathlib import Path
 
 DISTRIBUTIONS = ["isc_core", "isc_codecs", "isc_client", "isc_server", "isclib"]
+ROOT = Path(__file__).resolve().parent.parent
+#: The pages whose marked console blocks are run; a block is marked by the comment line above it.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+MARKED_BLOCK = re.compile(
+    r"^<!-- run by make dist-check -->\n```console\n(.*?)^```", re.MULTILINE | re.DOTALL
+)
 
 CLIENT_PROBE = """
 import importlib.util, sys
@@ -71,6 +81,46 @@ def venv_install(uv: str, root: Path, name: str, wheels: list[Path], *extra: str
     return python
 
 
+def install_commands() -> dict[tuple[str, ...], list[str]]:
+    """The commands of each marked console block, and the pages showing them."""
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    for page in PAGES:
+        for match in MARKED_BLOCK.finditer(page.read_text(encoding="utf-8")):
+            commands = tuple(
+                line[2:].strip() for line in match.group(1).splitlines() if line.startswith("$ ")
+            )
+            blocks.setdefault(commands, []).append(str(page.relative_to(ROOT)))
+    return blocks
+
+
+def check_install_commands(uv: str, root: Path) -> None:
+    """Run each marked block's commands in the checkout, a fresh venv first on PATH."""
+    blocks = install_commands()
+    if not blocks:
+        sys.exit(
+            "no console block is marked <!-- run by make dist-check -->: the install "
+            "commands of README.md and docs/quickstart.md are not tested"
+        )
+    version = (ROOT / "packages/isclib/pyproject.toml").read_text(encoding="utf-8")
+    expected = re.search(r'^version = "([^"]+)"', version, re.MULTILINE)
+    assert expected is not None, "packages/isclib/pyproject.toml has no version"
+    for number, (commands, pages) in enumerate(blocks.items()):
+        print(f"   the install commands of {', '.join(pages)}, in a fresh venv:", flush=True)
+        venv = root / f"docs-install-{number}"
+        run(uv, "venv", "--quiet", "--seed", "--python", sys.executable, str(venv))
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        for command in commands:
+            print(f"   $ {command}", flush=True)
+            subprocess.run(["bash", "-c", command], check=True, cwd=ROOT, env=env)
+        probe = FULL_PROBE + (
+            "from importlib.metadata import version\n"
+            f"assert version('isclib') == {expected.group(1)!r}, version('isclib')\n"
+        )
+        subprocess.run([str(venv / "bin" / "python"), "-c", probe], check=True, cwd=root)
+
+
 def wheel(dist: Path, name: str) -> Path:
     """The one wheel of distribution ``name`` in ``dist``."""
     return next(dist.glob(f"{name}-*.whl"))
@@ -93,6 +143,7 @@ def main() -> None:
         everything = [wheel(dist, n) for n in DISTRIBUTIONS]
         python = venv_install(uv, root, "full", everything, "msgpack")
         subprocess.run([str(python), "-c", FULL_PROBE], check=True, env=env, cwd=tmp)
+        check_install_commands(uv, root)
     print("dist-check ok")
 
 

@@ -5,6 +5,11 @@ asserts exercise calls, errors, a notification and a timeout), stops the server 
 and prints what each program printed. The broker is the one at ISC_URL if set, else a
 throwaway RabbitMQ node started (and removed afterwards) with the test harness. Exits non-zero
 if anything did not go as documented.
+
+On a broker of your own (ISC_URL), the demo uses an exchange of its own, ``isctest-demo-<id>``
+(ISC_EXCHANGE picks another), so no other node or client on that broker sees its calls; when
+it ends, it deletes the service queue its node declared (unless another node still consumes
+it) and the exchanges, if they were its own. The broker is left as it found it.
 """
 
 from __future__ import annotations
@@ -12,16 +17,23 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from contextlib import ExitStack
 from pathlib import Path
+
+import pika
+import pika.exceptions
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "integration-tests"))  # the harness is not an installed package
 
+from isc.core import fanout_exchange_name, service_queue_name  # noqa: E402
 from isc_testing import RabbitMQNode, WaitTimeout, wait_for  # noqa: E402
 from isc_testing.nodes import NodeProcess, service_answers  # noqa: E402
 
 EXAMPLE = ROOT / "docs" / "examples" / "chapter2"
+#: The service server.py hosts.
+SERVICE = "example"
 CLIENT_TIMEOUT = 60.0
 #: Run the server with a log handler, so the node's own log (the example sets the isc loggers
 #: to DEBUG) shows how it handled each call; the program itself is run unchanged.
@@ -62,16 +74,49 @@ def broker_url(stack: ExitStack) -> str:
     return node.amqp_url
 
 
+def remove_from_broker(url: str, exchange: str, *, own_exchange: bool) -> None:
+    """Delete the service queue the demo's node declared on ``url`` (unless another node
+    still consumes it) and, when ``own_exchange``, the exchange and its fanout twin."""
+    queue = service_queue_name(exchange, SERVICE)
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        print(f"make demo: could not remove queue {queue} from the broker: {exc!r}")
+        return
+    removed = []
+    try:
+        try:
+            connection.channel().queue_delete(queue, if_unused=True)
+            removed.append(f"queue {queue}")
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            step(f"left queue {queue} on the broker: {exc.reply_text} (another node uses it)")
+        if own_exchange:
+            channel = connection.channel()
+            for name in (exchange, fanout_exchange_name(exchange)):
+                channel.exchange_delete(name)
+                removed.append(f"exchange {name}")
+    finally:
+        connection.close()
+    step(f"removed from the broker: {', '.join(removed) or 'nothing'}")
+
+
 def main() -> int:
     failures: list[str] = []
     with ExitStack() as stack:
-        os.environ["ISC_URL"] = broker_url(stack)  # the example programs read it
-        exchange = os.environ.get("ISC_EXCHANGE", "isctest")
+        own_broker = bool(os.environ.get("ISC_URL", "").strip())
+        url = os.environ["ISC_URL"] = broker_url(stack)  # the example programs read it
+        exchange = os.environ.get("ISC_EXCHANGE", "").strip()
+        own_exchange = own_broker and not exchange
+        if not exchange:
+            exchange = f"isctest-demo-{uuid.uuid4().hex[:8]}" if own_broker else "isctest"
+        os.environ["ISC_EXCHANGE"] = exchange
+        if own_broker:  # runs once the server is gone (the stack unwinds last in, first out)
+            stack.callback(remove_from_broker, url, exchange, own_exchange=own_exchange)
 
         step(f"starting {EXAMPLE.relative_to(ROOT)}/server.py (exchange {exchange!r})")
         server = NodeProcess(
             [sys.executable, "-c", SERVER_WRAPPER, str(EXAMPLE / "server.py")],
-            ready_probe=service_answers(os.environ["ISC_URL"], exchange, "example"),
+            ready_probe=service_answers(url, exchange, SERVICE),
             timeout=30.0,
         )
         server.start()  # raises with the server's output if it never gets ready
