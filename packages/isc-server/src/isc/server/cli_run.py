@@ -15,7 +15,7 @@ from typing import Any
 
 import gevent
 
-from isc.core import IscError, redact_url
+from isc.core import ConfigurationError, IscError, redact_url
 
 from ._logcontext import LogContextFilter
 from ._node import Node
@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     """Run a node with the services ``args.services`` until SIGTERM or SIGINT; the exit code.
 
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
-    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool`` and
-    ``max_queued_notifications`` (the node's defaults when absent or ``None``).
+    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
+    ``max_queued_notifications`` and ``metrics_port`` (the node's defaults when absent or
+    ``None``).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             thread_pool_size=args.pool,
             allow_pickle=args.allow_pickle,
             drain_timeout=args.drain_timeout,
+            metrics_port=getattr(args, "metrics_port", None),
             **_listener_capacity(args),
         )
         for spec in args.services:
@@ -105,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     watcher = gevent.spawn(announce)
     try:
         node.run()
+    except ConfigurationError as exc:  # e.g. the metrics port is taken
+        log.error("cannot start the node: %s", exc)
+        return 1
     finally:
         watcher.kill(block=False)
     return 0
