@@ -305,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds in-flight calls may take to finish when stopping (default: 10)",
     )
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus /metrics and the /healthz and /readyz probes over HTTP on "
+        "PORT (needs isc-server[prometheus])",
+    )
     return parser
 
 

@@ -17,6 +17,7 @@ from isc.client import Client, RemoteException, TimeoutException
 from isc.core import ConfigurationError
 
 from ._blocking import run_blocking
+from ._exporter import MetricsServer, serve_metrics
 from ._logcontext import LogContextFilter
 from ._metrics import NodeMetrics
 from ._node import HOOK_NAMES, QUEUE_TYPES, Node
@@ -30,6 +31,7 @@ __all__ = [
     "HOOK_NAMES",
     "INSPECT_METHOD",
     "LogContextFilter",
+    "MetricsServer",
     "Node",
     "NodeMetrics",
     "QUEUE_TYPES",
@@ -39,4 +41,5 @@ __all__ = [
     "local_timer",
     "on",
     "run_blocking",
+    "serve_metrics",
 ]

@@ -13,7 +13,7 @@ import os
 import socket
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 __all__ = ["DEFAULT_BUCKETS", "COUNTERS", "HandlerStats", "NodeMetrics"]
@@ -153,6 +153,21 @@ class NodeMetrics:
     def count(self, counter: str) -> None:
         """Add one to the node-wide ``counter`` (one of :data:`COUNTERS`)."""
         self.counters[counter] += 1
+
+    def handlers(self) -> Iterator[tuple[str, str, str, HandlerStats]]:
+        """Every handler that has stats, as ``(kind, service, name, stats)``, sorted.
+
+        For exporters reading the numbers in place (the stats are live objects, not copies):
+        read them without switching greenlets in between for a consistent view.
+        """
+        for kind in KINDS:
+            for service, by_name in sorted(self._handlers[kind].items()):
+                for name, stats in sorted(by_name.items()):
+                    yield kind, service, name, stats
+
+    def unknown_methods(self) -> dict[str, int]:
+        """How many requests for missing or unexposed methods each service got."""
+        return dict(self._unknown)
 
     def snapshot(self, service: str) -> dict[str, Any]:
         """The numbers of ``service`` and the node-wide counters, as plain data.

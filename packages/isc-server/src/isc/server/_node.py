@@ -60,6 +60,7 @@ from isc.core import (
     validate_exchange_name,
 )
 
+from ._exporter import DEFAULT_METRICS_HOST, MetricsServer, require_prometheus, serve_metrics
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
@@ -152,6 +153,12 @@ class Node:
         ``AmqpWorker`` takes (default ``None``: ``AmqpWorker``, a pika connection to ``url``).
         For tests and embedding: e.g. an in-memory broker's
         (:class:`isc.client.testing.memory.MemoryBroker`) ``transport``.
+    :param metrics_port: serve Prometheus metrics (``/metrics``) and the Kubernetes probes
+        ``/healthz`` and ``/readyz`` over HTTP on this port while the node runs (``0``: a free
+        port; default ``None``: no HTTP endpoint). Needs ``isc-server[prometheus]``; see
+        :func:`serve_metrics`.
+    :param metrics_host: the address the metrics endpoint listens on (default: every
+        interface).
     """
 
     def __init__(
@@ -171,6 +178,8 @@ class Node:
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
         fastpath: bool | None = None,
         transport: TransportFactory | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = DEFAULT_METRICS_HOST,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -209,6 +218,16 @@ class Node:
         self.declared_queue_type = "legacy" if queue_type == "auto" else queue_type
         #: Why the node stopped by itself (credentials or queue type refused), raised by run().
         self.failure: IscError | None = None
+        if metrics_port is not None:
+            if not isinstance(metrics_port, int) or not 0 <= metrics_port <= 65535:
+                raise ConfigurationError(
+                    f"metrics_port must be a port number (0-65535) or None, got {metrics_port!r}"
+                )
+            require_prometheus()
+        self.metrics_port = metrics_port
+        self.metrics_host = metrics_host
+        #: The HTTP endpoint of metrics and probes, once the node runs with ``metrics_port``.
+        self.metrics_server: MetricsServer | None = None
         #: The fast path switch (None: the ``ISC_PIKA_FASTPATH`` environment variable decides).
         self.fastpath = fastpath
         self._transport = transport
@@ -285,7 +304,14 @@ class Node:
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
         self._check_listener_capacity()
-        self._open_transport()
+        if self.metrics_port is not None:  # first: /readyz says "not ready" while connecting
+            self.metrics_server = serve_metrics(self, self.metrics_port, self.metrics_host)
+        try:
+            self._open_transport()
+        except BaseException:
+            if self.metrics_server is not None:
+                self.metrics_server.stop()
+            raise
         self._install_signal_handlers()
         self._start_timers()
         log.info(
@@ -352,6 +378,24 @@ class Node:
         """Wait until the node consumes its queues; return whether it does."""
         return self._ready.wait(timeout)
 
+    def is_ready(self) -> bool:
+        """Whether the node serves now: connected, consuming its queues, and not stopping.
+
+        False before the first connection, while reconnecting and from :meth:`stop` on (the
+        ``/readyz`` probe).
+        """
+        return self._ready.is_set() and not self._stopping
+
+    def is_alive(self) -> bool:
+        """Whether the node runs: started, not stopped, its connection loop not ended.
+
+        Stays true while it reconnects and while it drains (the ``/healthz`` probe).
+        """
+        worker = self._worker
+        if worker is None or self._stopped.is_set():
+            return False
+        return self._stopping or not worker.stopped.is_set()
+
     def stop(self) -> None:
         """Stop consuming, let in-flight calls and listeners finish (``drain_timeout``, which
         also covers the ones waiting for a slot), stop timers, close."""
@@ -385,6 +429,8 @@ class Node:
         if worker is not None:
             worker.stop()
         self._ready.clear()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         self._stopped.set()
         log.info("node stopped")
 

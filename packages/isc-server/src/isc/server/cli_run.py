@@ -61,9 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
     ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
-    ``max_queued_notifications`` and ``queue_type`` (the node's defaults when absent or
-    ``None``). Exits with 1 when the node cannot start, or stops by itself because the broker
-    refused its credentials or its queue type (the node logged why, in one line).
+    ``max_queued_notifications``, ``queue_type`` and ``metrics_port`` (the node's defaults
+    when absent or ``None``). Exits with 1 when the node cannot start (e.g. its metrics port is
+    taken), or stops by itself because the broker refused its credentials or its queue type
+    (the node logged why, in one line).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
             allow_pickle=args.allow_pickle,
             drain_timeout=args.drain_timeout,
             queue_type=getattr(args, "queue_type", None) or "auto",
+            metrics_port=getattr(args, "metrics_port", None),
             **_listener_capacity(args),
         )
         for spec in args.services:
@@ -108,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
     watcher = gevent.spawn(announce)
     try:
         node.run()
-    except IscError:
-        return 1  # the broker refused the node for good; the node logged why
+    except IscError as exc:
+        if node.failure is None:  # else the broker refused the node for good, and it said why
+            log.error("cannot start the node: %s", exc)  # e.g. the metrics port is taken
+        return 1
     finally:
         watcher.kill(block=False)
     return 0
