@@ -280,6 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="accept the pickle codec (only when every peer on the broker is trusted)",
     )
     run.add_argument(
+        "--no-inspect",
+        dest="allow_inspect",
+        action="store_false",
+        help="refuse the reserved _inspect method (signatures, listeners, metrics)",
+    )
+    run.add_argument(
         "--drain-timeout",
         type=_positive_float,
         default=10.0,

@@ -130,6 +130,9 @@ class Node:
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
+    :param allow_inspect: answer the reserved ``_inspect`` method, which tells any caller the
+        exposed methods' signatures (names and kinds; default values are never shown), the
+        listeners and this node's metrics. ``False`` refuses it with a ``PermissionError``.
     :param transport: what carries the messages, built with the keyword arguments
         ``AmqpWorker`` takes (default ``None``: ``AmqpWorker``, a pika connection to ``url``).
         For tests and embedding: e.g. an in-memory broker's
@@ -153,6 +156,7 @@ class Node:
         max_queued_notifications: int = DEFAULT_MAX_QUEUED_NOTIFICATIONS,
         fastpath: bool | None = None,
         transport: TransportFactory | None = None,
+        allow_inspect: bool = True,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -199,7 +203,9 @@ class Node:
         #: calls, errors and latencies per handler, and dropped messages (``_inspect`` shows them)
         self.metrics = NodeMetrics()
         self._observer = Observer(self.metrics, self.exchange)
-        self._services = ServiceTable(self.exchange, metrics=self.metrics.snapshot)
+        self._services = ServiceTable(
+            self.exchange, metrics=self.metrics.snapshot, allow_inspect=allow_inspect
+        )
         self._queues: dict[str, str] = {}  # queue name -> service name
         # Requests: the prefetch bounds them, so their backlog needs no bound of its own (it
         # holds requests only after a reconnect, while the old channel's calls still run).

@@ -44,8 +44,8 @@ def load_service(spec: str) -> Any:
     return target()
 
 
-def _listener_capacity(args: argparse.Namespace) -> dict[str, Any]:
-    """The listener options given on the command line, as ``Node`` keyword arguments."""
+def _node_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The optional node settings given on the command line, as ``Node`` keyword arguments."""
     options: dict[str, Any] = {}
     listener_pool = getattr(args, "listener_pool", None)
     if listener_pool is not None:
@@ -53,6 +53,9 @@ def _listener_capacity(args: argparse.Namespace) -> dict[str, Any]:
     max_queued = getattr(args, "max_queued_notifications", None)
     if max_queued is not None:
         options["max_queued_notifications"] = max_queued
+    allow_inspect = getattr(args, "allow_inspect", None)
+    if allow_inspect is not None:
+        options["allow_inspect"] = allow_inspect
     return options
 
 
@@ -60,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     """Run a node with the services ``args.services`` until SIGTERM or SIGINT; the exit code.
 
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
-    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool`` and
-    ``max_queued_notifications`` (the node's defaults when absent or ``None``).
+    ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
+    ``max_queued_notifications`` and ``allow_inspect`` (the node's defaults when absent or
+    ``None``).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
@@ -81,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             thread_pool_size=args.pool,
             allow_pickle=args.allow_pickle,
             drain_timeout=args.drain_timeout,
-            **_listener_capacity(args),
+            **_node_options(args),
         )
         for spec in args.services:
             node.register_service(load_service(spec))
