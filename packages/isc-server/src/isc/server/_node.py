@@ -51,7 +51,6 @@ from isc.core import (
     TypedJSONCodec,
     broadcast_queue_name,
     describe_payload,
-    exception_type_name,
     fanout_exchange_name,
     redact_url,
     service_queue_name,
@@ -646,24 +645,29 @@ class Node:
         args, kwargs = request.args, request.kwargs
         cid = request.correlation_id
         observed = self._observer.call(service, request)  # metrics, log context, trace span
+        origin = f"{service}.{name}"  # the error chain's entry for an error of this call
         try:
             fn = self._services.method(service, name, args, kwargs)
         except MethodError as exc:
-            log.info("refused %s.%s: %s", service, name, exc)
+            log.info("refused %s: %s", origin, exc)
             observed.refused(exc, exc.known_method)
-            return Reply.failure(cid, str(exc), exc.type_name)
+            return Reply.failure(cid, str(exc), exc.type_name, (origin,))
         try:
             self._run_hooks("pre_call", name, args, kwargs)
             result = fn(*args, **kwargs)
             self._run_hooks("post_success", name, args, kwargs, (None, result))
         except Exception as exc:
-            log.info("%s.%s raised %s: %s", service, name, exception_type_name(exc), exc)
+            # A RemoteException from a service this one called keeps its original type.
+            reply = Reply.from_exception(cid, exc, origin)
+            log.info(
+                "%s raised %s: %s%s", origin, reply.error_type, exc, _chain_note(reply.error_chain)
+            )
             try:
                 self._run_hooks("post_error", name, args, kwargs, exc)
             except Exception:
-                log.exception("post_error hook failed for %s.%s", service, name)
+                log.exception("post_error hook failed for %s", origin)
             observed.failed(exc)
-            return Reply.from_exception(cid, exc)
+            return reply
         observed.succeeded()
         return Reply.success(cid, result)
 
@@ -791,6 +795,11 @@ class Node:
             return exc
         observed.succeeded()
         return None
+
+
+def _chain_note(chain: tuple[str, ...]) -> str:
+    """`` (via inventory.reserve)`` for an error that came from other calls, else ``""``."""
+    return f" (via {' <- '.join(reversed(chain[:-1]))})" if len(chain) > 1 else ""
 
 
 def _qualname(fn: Callable[..., Any]) -> str:
