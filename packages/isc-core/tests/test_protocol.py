@@ -304,4 +304,5 @@ def test_remote_exception_pickles_with_its_chain() -> None:
     sent = RemoteException("boom", "KeyError", ("a.b", "c.d"))
     exc = pickle.loads(pickle.dumps(sent))
     assert (str(exc), exc.remote_type, exc.remote_chain) == ("boom", "KeyError", ("a.b", "c.d"))
-    assert repr(exc) == "RemoteException('boom', remote_type='KeyError', remote_chain=('a.b', 'c.d'))"
+    shown = "RemoteException('boom', remote_type='KeyError', remote_chain=('a.b', 'c.d'))"
+    assert repr(exc) == shown

@@ -253,9 +253,7 @@ class Reply:
             chain = exc.remote_chain
         if origin:
             chain = (*chain, origin)
-        return cls.failure(
-            correlation_id, str(exc), error_type or exception_type_name(exc), chain
-        )
+        return cls.failure(correlation_id, str(exc), error_type or exception_type_name(exc), chain)
 
     @property
     def ok(self) -> bool:
