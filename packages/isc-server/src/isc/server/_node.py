@@ -218,6 +218,8 @@ class Node:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
+        self._forced = False  # a second stop signal cut the drain short
+        self._signals_installed = False
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._timers: list[gevent.Greenlet] = []
         self._consumer_tags: list[str] = []
@@ -342,10 +344,11 @@ class Node:
         calls, listeners = len(self._pool), len(self._listener_pool)
         if calls or listeners:
             log.info(
-                "stopping: waiting up to %.0fs for %d call(s) and %d listener(s)",
+                "stopping: waiting up to %.0fs for %d call(s) and %d listener(s)%s",
                 self.drain_timeout,
                 calls,
                 listeners,
+                "; press Ctrl-C again to stop at once" if self._signals_installed else "",
             )
         deadline = time.monotonic() + self.drain_timeout
         if not self._pool.join(timeout=self.drain_timeout):
@@ -370,9 +373,31 @@ class Node:
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
-                gevent.signal_handler(signum, lambda: gevent.spawn(self.stop))
+                gevent.signal_handler(signum, self._on_stop_signal)
             except (ValueError, OSError):  # pragma: no cover - not the main thread
                 return
+        self._signals_installed = True
+
+    def _on_stop_signal(self) -> None:
+        """SIGTERM or SIGINT: the first stops gracefully, a second one while the node drains
+        stops it at once (the calls still running are cancelled; the broker redelivers them)."""
+        if not self._stopping:
+            gevent.spawn(self.stop)
+        elif not self._stopped.is_set() and not self._forced:
+            self._forced = True
+            log.warning(
+                "stopping at once: cancelling %d call(s) and %d listener(s); the broker "
+                "redelivers the calls",
+                len(self._pool),
+                len(self._listener_pool),
+            )
+            gevent.spawn(self._cancel_in_flight)
+
+    def _cancel_in_flight(self) -> None:
+        """Kill every running or waiting call and listener: :meth:`stop` stops draining."""
+        self._pool.kill(timeout=1)
+        for _ in range(self._listener_pool.kill(timeout=1)):
+            self.metrics.count("dropped_notifications")  # queued, never ran
 
     # -- AMQP topology (I/O loop) ------------------------------------------------------------
 
