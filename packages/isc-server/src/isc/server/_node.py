@@ -57,6 +57,7 @@ from isc.core import (
     validate_exchange_name,
 )
 
+from ._logcontext import LOG_FORMAT, LogContextFilter
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
@@ -261,9 +262,21 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Connect, serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), return."""
+        """Connect, serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), return.
+
+        A program that configured no logging (no handler on isc's loggers or the root logger)
+        still sees the node: while it runs, isc's INFO lines and above go to stderr.
+        """
         if self._worker is not None:
             raise ConfigurationError("this node is already running")
+        shown = _log_to_stderr_if_unconfigured()
+        try:
+            self._run()
+        finally:
+            if shown is not None:
+                shown()
+
+    def _run(self) -> None:
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
         self._check_listener_capacity()
@@ -365,8 +378,8 @@ class Node:
         if worker is not None:
             worker.stop()
         self._ready.clear()
-        self._stopped.set()
         log.info("node stopped")
+        self._stopped.set()
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -820,6 +833,31 @@ class Node:
             return exc
         observed.succeeded()
         return None
+
+
+def _log_to_stderr_if_unconfigured() -> Callable[[], None] | None:
+    """When no handler would show isc's log lines, add one on the ``isc`` logger that writes
+    INFO and above to stderr (:data:`LOG_FORMAT`); return what undoes it, else None.
+
+    Any handler counts as configured: ``logging.basicConfig()``, or a ``NullHandler`` on the
+    ``isc`` logger for a program that wants the node silent.
+    """
+    isc_logger = logging.getLogger("isc")
+    if isc_logger.hasHandlers():
+        return None
+    handler = logging.StreamHandler()  # sys.stderr
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(LogContextFilter())
+    isc_logger.addHandler(handler)
+    level = isc_logger.level
+    if level == logging.NOTSET:  # else set_logging_level() chose it: keep that
+        isc_logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        isc_logger.removeHandler(handler)
+        isc_logger.setLevel(level)
+
+    return undo
 
 
 def _chain_note(chain: tuple[str, ...]) -> str:

@@ -17,17 +17,13 @@ import gevent
 
 from isc.core import IscError, redact_url
 
-from ._logcontext import LogContextFilter
+from ._logcontext import LOG_FORMAT, LogContextFilter
 from ._node import Node
 
 __all__ = ["LOG_FORMAT", "load_service", "run"]
 
 log = logging.getLogger("isc.server.cli")
 
-#: The log line format of ``isc run``: lines logged while handling a call, notification or
-#: timer tick (by isc or by the service's code) name it, e.g.
-#: ``... INFO    app [calc.add 6a0c...-...]: adding`` (see :class:`LogContextFilter`).
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(isc_context)s: %(message)s"
 #: How long ``isc run`` waits for the first connection before saying it is still trying.
 _READY_NOTICE_AFTER = 10.0
 
