@@ -286,8 +286,10 @@ def test_a_service_using_a_client_gets_a_fake_one() -> None:
     assert fake.notifications == [("priced", ("apple", 0.25), {})]
     # the KeyError inside the fake's answer reaches the service as a RemoteException ...
     error = remote_error(shop, "price_in_cents", "pear")
-    # ... which the service does not catch: its caller sees the same type and message
-    assert error.remote_type == "isc.core.errors.RemoteException"
+    # ... which the service does not catch: its caller sees the original type and message,
+    # and the calls the error came through
+    assert error.remote_type == "KeyError"
+    assert error.remote_chain == ("prices.get_price", "shop.price_in_cents")
     assert str(error) == "'pear'"
 
 
