@@ -124,6 +124,32 @@ class TestAgainstANode:
         assert "metrics" in description
         assert "\n  " in done.stdout  # indented
 
+    def test_inspect_one_method(self, amqp_url: str, exchange: str) -> None:
+        done = isc("inspect", "calc.add", url=amqp_url, exchange=exchange)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[:3] == [
+            "service calc",
+            "  exposed methods:",
+            "    add(a: 'Any', b: 'Any', wait: 'float' = ...) -> 'Any'",
+        ]
+        handlers = [line.split()[1] for line in lines if line.split()[:1] == ["method"]]
+        assert set(handlers) <= {"add"}  # only the method asked for
+        done = isc("inspect", "calc.nope", url=amqp_url, exchange=exchange)
+        assert done.returncode == 1
+        assert done.stderr.startswith("error: service 'calc' exposes no method 'nope' (it has: ")
+        done = isc("inspect", "nobody.here", url=amqp_url, exchange=exchange)
+        assert done.returncode == 1
+        assert "no node serves 'nobody.here' nor 'nobody': expected SERVICE or" in done.stderr
+
+    def test_pickle_refusal_names_the_flag(self, amqp_url: str, exchange: str) -> None:
+        done = isc(
+            "call", "calc.add", "1", "2", "--codec", "pickle", url=amqp_url, exchange=exchange
+        )
+        assert done.returncode == 1
+        assert "CodecNotAllowedError" in done.stderr
+        assert "isc run --allow-pickle" in done.stderr
+
     def test_inspect_shows_a_metrics_table(self, amqp_url: str, exchange: str) -> None:
         with Client(amqp_url, exchange=exchange, invoke_timeout=10) as client:
             for i in range(4):
@@ -132,7 +158,7 @@ class TestAgainstANode:
         assert done.returncode == 0, done.stderr
         lines = done.stdout.splitlines()
         assert lines[0] == "service calc"
-        assert "    add(a: 'Any', b: 'Any', wait: 'float' = 0) -> 'Any'" in lines
+        assert "    add(a: 'Any', b: 'Any', wait: 'float' = ...) -> 'Any'" in lines
         header = next(line for line in lines if line.split()[:2] == ["kind", "handler"])
         assert header.split()[2:] == ["calls", "errors", "refused", "mean", "p50", "p99", "max"]
         add = next(line.split() for line in lines if line.split()[:2] == ["method", "add"])

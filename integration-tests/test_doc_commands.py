@@ -8,7 +8,9 @@ session, against the suite's broker on the test's exchange (``ISC_URL``/``ISC_EX
 exchange name in the output are put back to the page's, so the page shows what a user sees).
 
 * ``isc ...`` runs the ``isc`` console script (``python -m isc.client.cli`` without it);
-  ``python SCRIPT`` runs the interpreter of this test. Both run in the page's example
+  ``python SCRIPT`` runs the interpreter of this test on SCRIPT through
+  ``isc_testing/run_example.py``, which points the program's clients and nodes at the suite's
+  broker (the pages' programs carry no test plumbing). Both run in the page's example
   directory (:data:`WORKDIRS`).
 * ``isc run ...`` and a ``python SCRIPT`` of :data:`SERVERS` start a node in the background
   (as if in another terminal): the output shown must be what it printed once ready, and it
@@ -53,12 +55,14 @@ DOCS = ROOT / "docs"
 WORKDIRS = {
     "cli.md": DOCS / "examples" / "cli",
     "guide.md": DOCS / "examples" / "guide",
-    "quickstart.md": DOCS / "examples" / "chapter2",
+    "quickstart.md": DOCS / "examples" / "quickstart",
 }
 #: ``python SCRIPT`` commands that start a node, and the services that answer once it is ready.
 SERVERS = {"server.py": ("example",), "users_node.py": ("users",)}
 #: Every foreground command is bounded: a hung one fails the test instead of the run.
 COMMAND_TIMEOUT = 60.0
+#: Runs a page's ``python SCRIPT`` against the suite's broker (see its docstring).
+RUN_EXAMPLE = ROOT / "integration-tests" / "isc_testing" / "run_example.py"
 #: The line ``isc run`` logs once its node consumes its queues.
 RUN_READY_LINE = "node ready; stop it with SIGTERM or Ctrl-C"
 
@@ -231,7 +235,7 @@ class Session:
         if argv[0] == "isc":
             return [*isc_argv(), *argv[1:]]
         if argv[0] == "python":
-            return [sys.executable, *argv[1:]]
+            return [sys.executable, str(RUN_EXAMPLE), *argv[1:]]
         raise AssertionError(
             f"{command.where}: cannot run `$ {command.text}`: the tests run `isc`, `python` "
             "and `echo $?`; mark the block <!-- not run: REASON --> if it cannot run here"

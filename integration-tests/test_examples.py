@@ -84,6 +84,37 @@ def wait_for_line(proc: NodeProcess, line: str, timeout: float = 10.0) -> None:
         raise AssertionError(f"{exc}; output so far:\n{proc.output}") from None
 
 
+#: Runs a program that has no test plumbing against the suite's broker (see its docstring).
+RUN_EXAMPLE = Path(__file__).resolve().parent / "isc_testing" / "run_example.py"
+
+
+def test_quickstart_programs_run_unchanged(amqp_url: str, exchange: str) -> None:
+    program = EXAMPLES / "quickstart" / "server.py"
+    node = NodeProcess(
+        [sys.executable, str(RUN_EXAMPLE), str(program)],
+        ready_probe=service_answers(amqp_url, exchange, "example"),
+    )
+    with node:
+        done = subprocess.run(
+            [sys.executable, str(RUN_EXAMPLE), str(EXAMPLES / "quickstart" / "client.py")],
+            capture_output=True,
+            text=True,
+            timeout=CLIENT_TIMEOUT,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            "5",
+            "raise_error failed: Exception: testing",
+            "private_method refused: PermissionError: You are not allowed to call unexposed "
+            "method private_method.",
+            "slow_method did not answer within 1 s",
+        ]
+        wait_for_line(node, "Got stuff: {'foo': 'bar'}")
+        # No logging configured: the node shows itself on stderr (NodeProcess reads both).
+        assert any("isc.server: node serving example on " in line for line in node.lines)
+        stop_all([node])
+
+
 def test_chapter2_comprehensive_example(server: Callable[..., NodeProcess]) -> None:
     with server("chapter2", "server.py", service="example") as node:
         run_client("chapter2", "client.py")  # the client's asserts are the test

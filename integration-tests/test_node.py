@@ -71,7 +71,7 @@ def test_inspect_lists_exposed_methods_and_listeners(
     client: Client, calc_node: NodeProcess
 ) -> None:
     described = client.calc._inspect()
-    assert described["exposed"]["add"] == "(a: 'Any', b: 'Any', wait: 'float' = 0) -> 'Any'"
+    assert described["exposed"]["add"] == "(a: 'Any', b: 'Any', wait: 'float' = ...) -> 'Any'"
     assert "private_method" not in described["exposed"]
     assert described["listeners"] == {}
 

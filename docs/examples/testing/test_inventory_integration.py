@@ -67,6 +67,8 @@ def test_a_missing_price_fails_the_reservation(node, client):
     client.inventory.add("pear")
     with pytest.raises(RemoteException) as error:
         client.inventory.reserve("pear")
-    # the prices service raised KeyError; inventory let the RemoteException through
-    assert error.value.remote_type == "isc.core.errors.RemoteException"
+    # the prices service raised KeyError; inventory let the RemoteException through,
+    # so the caller sees the original type and the calls it came through
+    assert error.value.remote_type == "KeyError"
+    assert error.value.remote_chain == ("prices.get_price", "inventory.reserve")
     assert client.inventory.add("pear") == 2  # nothing was taken out

@@ -98,6 +98,38 @@ class TestParsing:
         with pytest.raises(SystemExit):
             cli.main([])
 
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        with pytest.raises(SystemExit) as exc_info:
+            cli.main(["--version"])
+        assert exc_info.value.code == 0
+        assert capsys.readouterr().out.strip() == f"isc {cli.__version__}"
+
+    @pytest.mark.parametrize("command", ["call", "notify"])
+    def test_arg_is_optional_in_usage_errors(
+        self, command: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        with pytest.raises(SystemExit):
+            cli.main([command])
+        err = capsys.readouterr().err
+        assert "[ARG ...]" in err
+        assert "the following arguments are required: " in err
+        assert "ARG" not in err.split("required: ", 1)[1]
+
+    def test_inspect_takes_a_timeout(self) -> None:
+        args = cli.build_parser().parse_args(["inspect", "calc.add", "--timeout", "2"])
+        assert (args.service, args.timeout) == ("calc.add", 2.0)
+
+    @pytest.mark.parametrize("command", [["call", "calc.add"], ["notify", "boom"]])
+    @pytest.mark.parametrize("text", ['{"a": 1', "[1, 2", " {nope}"])
+    def test_malformed_json_is_a_usage_error(
+        self, command: list[str], text: str, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        code = cli.main([*command, "1", text, "--url", NOWHERE])  # fails before connecting
+        assert code == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: argument {text!r} starts like a JSON object or array")
+        assert "cannot connect" not in err
+
 
 class TestParseValue:
     @pytest.mark.parametrize(
@@ -115,9 +147,14 @@ class TestParseValue:
     def test_json(self, text: str, value: object) -> None:
         assert cli.parse_value(text) == value
 
-    @pytest.mark.parametrize("text", ["hello", "two words", "", "{not json", "1 2"])
+    @pytest.mark.parametrize("text", ["hello", "two words", "", "1 2", "x{", '"open'])
     def test_plain_strings(self, text: str) -> None:
         assert cli.parse_value(text) == text
+
+    @pytest.mark.parametrize("text", ["{not json", "[1,", " [", "{}x"])
+    def test_malformed_objects_and_arrays_are_errors(self, text: str) -> None:
+        with pytest.raises(ValueError, match="starts like a JSON object or array"):
+            cli.parse_value(text)
 
 
 class TestSettings:
@@ -289,3 +326,33 @@ class TestInspectOutput:
     def test_json_flag(self) -> None:
         assert cli.build_parser().parse_args(["inspect", "calc", "--json"]).json is True
         assert cli.build_parser().parse_args(["inspect", "calc"]).json is False
+
+
+class TestReports:
+    def test_a_pickle_refusal_names_isc_run_allow_pickle(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        from isc.core import RemoteException
+
+        old_node = RemoteException(
+            "the pickle codec is refused by default", "isc.core.errors.CodecNotAllowedError"
+        )
+        assert cli._report(old_node) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: isc.core.errors.CodecNotAllowedError: the pickle codec")
+        assert err.rstrip().endswith("(the node must run with isc run --allow-pickle)")
+
+    def test_one_method_of_an_inspection(self) -> None:
+        described = {
+            "exposed": {"add": "(a, b)", "sub": "(a, b)"},
+            "listeners": {"on_x": ["x"]},
+            "metrics": {"methods": {"add": {"calls": 1}, "sub": {"calls": 2}}, "uptime": 3},
+        }
+        narrowed = cli._one_method("calc", "add", described)
+        assert narrowed["exposed"] == {"add": "(a, b)"}
+        assert narrowed["listeners"] == {}
+        assert narrowed["metrics"]["methods"] == {"add": {"calls": 1}}
+        assert narrowed["metrics"]["uptime"] == 3
+        expected = r"exposes no method 'mul' \(it has: add, on_x, sub\)"
+        with pytest.raises(cli._CliError, match=expected):
+            cli._one_method("calc", "mul", described)

@@ -25,6 +25,7 @@ from isc.core import (
     TypedJSONCodec,
     exception_type_name,
 )
+from isc.core.protocol import MAX_ERROR_CHAIN
 
 JSON = JSONCodec()
 
@@ -143,6 +144,52 @@ class TestReply:
         envelope = envelope_of(["boom", None], headers={Headers.ERROR_TYPE: b"app.Err"})
         assert Reply.decode(envelope, JSON).error_type == "app.Err"
 
+    def test_a_remote_error_passed_on_keeps_its_type_and_grows_its_chain(self) -> None:
+        # inventory.reserve raised ValueError; orders.place let the RemoteException propagate.
+        first = Reply.from_exception("c1", ValueError("out of stock"), "inventory.reserve")
+        got = Reply.decode(first.encode(JSON), JSON).to_exception()
+        assert got is not None
+        assert (got.remote_type, got.remote_chain) == ("ValueError", ("inventory.reserve",))
+        second = Reply.from_exception("c2", got, "orders.place").encode(JSON)
+        assert second.body == b'["out of stock", null]'  # the error slot stays the message
+        assert second.headers[Headers.ERROR_TYPE] == "ValueError"
+        assert second.headers[Headers.ERROR_CHAIN] == ["inventory.reserve", "orders.place"]
+        outer = Reply.decode(second, JSON).to_exception()
+        assert outer is not None
+        assert outer.remote_type == "ValueError"
+        assert outer.remote_chain == ("inventory.reserve", "orders.place")
+
+    def test_a_remote_error_without_a_type_is_named_as_before(self) -> None:
+        legacy = RemoteException("boom")  # from an isclib 1.x node: no type was sent
+        reply = Reply.from_exception("c", legacy, "orders.place")
+        assert reply.error_type == "isc.core.errors.RemoteException"
+        assert reply.error_chain == ("orders.place",)
+
+    def test_the_chain_is_bounded(self) -> None:
+        long = RemoteException("x", "KeyError", tuple(f"s{i}.m" for i in range(100)))
+        chain = Reply.from_exception("c", long, "last.m").error_chain
+        assert len(chain) == MAX_ERROR_CHAIN
+        assert chain[-1] == "last.m"
+
+    @pytest.mark.parametrize(
+        ("header", "chain"),
+        [
+            (["a.b", b"c.d"], ("a.b", "c.d")),
+            ("a.b", ()),
+            (7, ()),
+            ([1, None, "", "a.b", {"x": 1}], ("a.b",)),
+            (["x" * 5000], ("x" * 512,)),
+            ([f"s{i}" for i in range(100)], tuple(f"s{i}" for i in range(68, 100))),
+        ],
+    )
+    def test_a_received_chain_header_is_checked(self, header: Any, chain: Any) -> None:
+        envelope = envelope_of(["boom", None], headers={Headers.ERROR_CHAIN: header})
+        assert Reply.decode(envelope, JSON).error_chain == chain
+
+    def test_a_success_or_a_plain_error_sends_no_chain(self) -> None:
+        assert Headers.ERROR_CHAIN not in Reply.success("c", 1).encode(JSON).headers
+        assert Headers.ERROR_CHAIN not in Reply.failure("c", "x", "E").encode(JSON).headers
+
     @pytest.mark.parametrize("body", [[None], [None, 1, 2], "x", {"error": None}])
     def test_wrong_shapes_are_rejected(self, body: Any) -> None:
         with pytest.raises(MalformedMessageError, match=r"reply body must be an array \[error"):
@@ -251,3 +298,11 @@ def test_typedjson_request_keeps_extended_types() -> None:
 def test_remote_exception_pickles_with_its_type() -> None:
     exc = pickle.loads(pickle.dumps(RemoteException("boom", remote_type="KeyError")))
     assert (str(exc), exc.remote_type) == ("boom", "KeyError")
+
+
+def test_remote_exception_pickles_with_its_chain() -> None:
+    sent = RemoteException("boom", "KeyError", ("a.b", "c.d"))
+    exc = pickle.loads(pickle.dumps(sent))
+    assert (str(exc), exc.remote_type, exc.remote_chain) == ("boom", "KeyError", ("a.b", "c.d"))
+    shown = "RemoteException('boom', remote_type='KeyError', remote_chain=('a.b', 'c.d'))"
+    assert repr(exc) == shown

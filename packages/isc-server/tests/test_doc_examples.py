@@ -27,6 +27,8 @@ FENCE = re.compile(r"^(`{3,})(\S*)")
 #: Each included example file, and the test that runs it: a test file that names the file,
 #: or ``docs`` when a page's console block runs it (integration-tests/test_doc_commands.py).
 TESTED = {
+    "docs/examples/quickstart/server.py": "integration-tests/test_examples.py",
+    "docs/examples/quickstart/client.py": "integration-tests/test_examples.py",
     "docs/examples/chapter2/server.py": "integration-tests/test_examples.py",
     "docs/examples/chapter2/client.py": "integration-tests/test_examples.py",
     "docs/examples/chapter3/users_service.py": "integration-tests/test_examples.py",

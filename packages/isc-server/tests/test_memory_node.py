@@ -85,3 +85,77 @@ def test_an_unroutable_call_and_a_timeout(served: tuple[MemoryBroker, Calc, Clie
     with pytest.raises(TimeoutException, match=r"calc\.slow within 0\.2s"):
         client.calc.slow.with_timeout(0.2)()
     assert client.pending_calls == 0
+
+
+class Inventory:
+    name = "inventory"
+
+    @expose
+    def reserve(self, item: str) -> None:
+        raise ValueError(f"{item} is out of stock")
+
+
+class Orders:
+    name = "orders"
+
+    def __init__(self, broker: MemoryBroker) -> None:
+        self.client = Client(exchange="mem", transport=broker.transport)
+
+    @expose
+    def place(self, item: str) -> None:
+        self.client.inventory.reserve(item)  # its RemoteException propagates
+
+
+def test_a_nested_remote_error_keeps_its_type_and_chain() -> None:
+    broker = MemoryBroker()
+    orders = Orders(broker)
+    node = Node(exchange="mem", transport=broker.transport, drain_timeout=2)
+    node.register_service(Inventory())
+    node.register_service(orders)
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    assert node.wait_for_ready(5)
+    client = Client(exchange="mem", transport=broker.transport)
+    try:
+        with pytest.raises(RemoteException, match=r"^apple is out of stock$") as caught:
+            client.orders.place("apple")
+    finally:
+        client.stop()
+        orders.client.stop()
+        node.stop()
+        thread.join(5)
+    assert caught.value.remote_type == "ValueError"
+    assert caught.value.remote_chain == ("inventory.reserve", "orders.place")
+
+
+class Sleeper:
+    name = "sleeper"
+
+    @expose
+    def sleep(self) -> None:
+        gevent.sleep(60)
+
+
+def test_a_second_stop_signal_stops_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    broker = MemoryBroker()
+    node = Node(exchange="mem", transport=broker.transport, drain_timeout=60)
+    node.register_service(Sleeper())
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    assert node.wait_for_ready(5)
+    node._signals_installed = True  # as in the main thread: the drain line names Ctrl-C
+    client = Client(exchange="mem", transport=broker.transport)
+    try:
+        client.sleeper.sleep.call_async()
+        wait_for(lambda: len(node._pool) == 1, timeout=5)
+        with caplog.at_level("INFO", logger="isc.server"):
+            node._on_stop_signal()  # the first: drains (for up to 60 s)
+            wait_for(lambda: "press Ctrl-C again to stop at once" in caplog.text, timeout=5)
+            assert not node._stopped.is_set()
+            node._on_stop_signal()  # the second: cancels the call and stops
+            thread.join(10)
+        assert not thread.is_alive()
+        assert "stopping at once: cancelling 1 call(s)" in caplog.text
+    finally:
+        client.stop()
+        node.stop()

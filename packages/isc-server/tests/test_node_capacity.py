@@ -194,12 +194,21 @@ def test_the_node_remembers_a_bounded_number_of_gone_reply_queues(
 def test_isc_run_passes_the_listener_options_it_is_given() -> None:
     from argparse import Namespace
 
-    from isc.server.cli_run import _listener_capacity
+    from isc.server.cli_run import _node_options
 
-    assert _listener_capacity(Namespace()) == {}  # a parser without the options
-    assert _listener_capacity(Namespace(listener_pool=None, max_queued_notifications=None)) == {}
+    assert _node_options(Namespace()) == {}  # a parser without the options
+    assert _node_options(Namespace(listener_pool=None, max_queued_notifications=None)) == {}
     given = Namespace(listener_pool=3, max_queued_notifications=0)
-    assert _listener_capacity(given) == {"listener_pool_size": 3, "max_queued_notifications": 0}
+    assert _node_options(given) == {"listener_pool_size": 3, "max_queued_notifications": 0}
+
+
+def test_isc_run_no_inspect_turns_inspect_off() -> None:
+    from isc.client.cli import build_parser
+    from isc.server.cli_run import _node_options
+
+    assert _node_options(build_parser().parse_args(["run", "m:C"]))["allow_inspect"] is True
+    args = build_parser().parse_args(["run", "m:C", "--no-inspect"])
+    assert _node_options(args)["allow_inspect"] is False
 
 
 def test_an_event_with_more_listeners_than_the_node_holds_is_reported(

@@ -114,6 +114,44 @@ def test_inspect_adds_the_metrics_of_the_node() -> None:
     assert described["metrics"]["methods"]["get_user"]["calls"] == 1
 
 
+class Database:
+    name = "db"
+
+    @expose
+    def connect(
+        self,
+        dsn: str = "postgres://admin:hunter2@db.internal/app",
+        /,
+        *tables: str,
+        api_key: str = "sk_live_0123456789",
+        retries: int = 3,
+        **options: Any,
+    ) -> None:
+        pass
+
+
+def test_signatures_never_show_default_values() -> None:
+    services = ServiceTable("isc")
+    services.register(Database())
+    shown = "(dsn: 'str' = ..., /, *tables: 'str', api_key: 'str' = ..., retries: 'int' = ..., "
+    shown += "**options: 'Any') -> 'None'"
+    assert services.method("db", "_inspect", (), {})()["exposed"] == {"connect": shown}
+    with pytest.raises(MethodError) as refused:  # "Wrong arguments" replies and log lines
+        services.method("db", "connect", (), {"nope": 1, "dsn": "x"})
+    assert str(refused.value).startswith(f"Wrong arguments for db.connect{shown}: ")
+    for secret in ("hunter2", "sk_live", "= 3"):
+        assert secret not in str(refused.value)
+
+
+def test_a_node_can_turn_inspect_off() -> None:
+    node = Node(url="amqp://guest:guest@127.0.0.1:1/", exchange="x", allow_inspect=False)
+    node.register_service(Users())
+    with pytest.raises(MethodError, match="_inspect is turned off on this node") as refused:
+        node._services.method("users", "_inspect", (), {})
+    assert refused.value.type_name == "PermissionError"
+    assert node._services.method("users", "get_user", (1,), {})(1) == "user 1"
+
+
 def test_refusals_say_whether_the_method_exists() -> None:
     services = table()
     with pytest.raises(MethodError) as info:

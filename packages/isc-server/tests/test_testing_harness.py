@@ -127,7 +127,7 @@ def test_private_and_missing_methods_fail_as_on_a_node(shop: ServiceHarness) -> 
 
 def test_wrong_arguments_fail_before_the_method_runs(shop: ServiceHarness) -> None:
     error = remote_error(shop, "take", "apple", 1, 2)
-    assert str(error).startswith("Wrong arguments for shop.take(item: 'str', n: 'int' = 1)")
+    assert str(error).startswith("Wrong arguments for shop.take(item: 'str', n: 'int' = ...)")
     assert error.remote_type == "TypeError"
     error = remote_error(shop, "count", item="apple", colour="red")
     assert "unexpected keyword argument 'colour'" in str(error)
@@ -192,7 +192,7 @@ def test_inspect_answers_as_on_a_node(shop: ServiceHarness) -> None:
         "take",
         "unencodable",
     ]
-    assert shop.exposed["take"] == "(item: 'str', n: 'int' = 1) -> 'int'"
+    assert shop.exposed["take"] == "(item: 'str', n: 'int' = ...) -> 'int'"
 
 
 def test_listings_name_events_and_timers(shop: ServiceHarness) -> None:
@@ -286,8 +286,10 @@ def test_a_service_using_a_client_gets_a_fake_one() -> None:
     assert fake.notifications == [("priced", ("apple", 0.25), {})]
     # the KeyError inside the fake's answer reaches the service as a RemoteException ...
     error = remote_error(shop, "price_in_cents", "pear")
-    # ... which the service does not catch: its caller sees the same type and message
-    assert error.remote_type == "isc.core.errors.RemoteException"
+    # ... which the service does not catch: its caller sees the original type and message,
+    # and the calls the error came through
+    assert error.remote_type == "KeyError"
+    assert error.remote_chain == ("prices.get_price", "shop.price_in_cents")
     assert str(error) == "'pear'"
 
 

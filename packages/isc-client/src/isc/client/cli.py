@@ -2,13 +2,15 @@
 
     isc call SERVICE.METHOD [ARG ...] [--kwargs JSON] [--timeout S]
     isc notify EVENT [ARG ...] [--kwargs JSON]
-    isc inspect SERVICE [--json]
+    isc inspect SERVICE[.METHOD] [--json] [--timeout S]
     isc ping
     isc run module:Class [module:Class ...] [--pool N] [--listener-pool N] [--allow-pickle]
-        (needs isc-server)
+        [--no-inspect] (needs isc-server)
+    isc --version
 
 Every command takes ``--url`` and ``--exchange`` (else ``ISC_URL`` / ``ISC_EXCHANGE``, else
-the defaults). Arguments are parsed as JSON; a value that is not valid JSON is a string.
+the defaults). Arguments are parsed as JSON; a value that is not valid JSON is a string,
+except one that starts with ``{`` or ``[``, which is a usage error.
 Exit codes: 0 success, 1 failure (remote error, unreachable broker), 2 usage error or timeout.
 
 This module uses only the standard library and the isc client packages: it never imports
@@ -34,6 +36,7 @@ from isc.core import (
     DEFAULT_EXCHANGE,
     DEFAULT_URL,
     AccessRefusedError,
+    CodecNotAllowedError,
     ConfigurationError,
     IscError,
     RemoteException,
@@ -44,6 +47,7 @@ from isc.core import (
 )
 
 from ._client import Client
+from ._version import __version__
 
 __all__ = [
     "ENV_URL",
@@ -73,6 +77,8 @@ _PING_SERVICE = "isc-cli-ping"
 #: The reserved method every isc node answers with a description of its service.
 _INSPECT_METHOD = "_inspect"
 _RUN_NEEDS_SERVER = "isc run needs isc-server: pip install isc-server"
+#: How a node is told to accept pickle, as the refusals of ``--codec pickle`` name it.
+_ALLOW_PICKLE = "isc run --allow-pickle"
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -96,11 +102,28 @@ class _CliError(Exception):
 
 
 def parse_value(text: str) -> Any:
-    """A command-line argument as JSON (``1``, ``true``, ``[1, 2]``), else as the string."""
+    """A command-line argument as JSON (``1``, ``true``, ``[1, 2]``), else as the string.
+
+    Text that starts with ``{`` or ``[`` is meant as an object or array: when it is not valid
+    JSON, :class:`ValueError` says where, instead of passing a mistyped value on as a string.
+    """
     try:
         return json.loads(text)
-    except ValueError:
+    except ValueError as exc:
+        if text.lstrip()[:1] in ("{", "["):
+            raise ValueError(
+                f"argument {text!r} starts like a JSON object or array but is not valid JSON "
+                f"({exc}); fix it, or pass a string as JSON ('\"...\"')"
+            ) from None
         return text
+
+
+def _parse_values(texts: Sequence[str]) -> list[Any]:
+    """The positional arguments as values, or a usage error naming the malformed one."""
+    try:
+        return [parse_value(text) for text in texts]
+    except ValueError as exc:
+        raise _CliError(str(exc), EXIT_USAGE) from None
 
 
 def resolve_settings(
@@ -171,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"Settings: --url, else ${ENV_URL}, else {redact_url(DEFAULT_URL)}; "
         f"--exchange, else ${ENV_EXCHANGE}, else {DEFAULT_EXCHANGE!r}.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"isc {__version__}", help="print the version"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -192,7 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--codec",
         default=DEFAULT_CODEC,
         choices=sorted(CODECS),
-        help=f"the codec of the requests (default: {DEFAULT_CODEC})",
+        help=f"the codec of the requests (default: {DEFAULT_CODEC}); nodes refuse pickle "
+        f"unless started with {_ALLOW_PICKLE}",
     )
     group.add_argument(
         "--connect-timeout",
@@ -210,7 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the result as JSON.",
     )
     call.add_argument("target", type=_service_method, metavar="SERVICE.METHOD")
-    call.add_argument("args", nargs="*", metavar="ARG", help="a JSON value, else a string")
+    # default=[]: without it argparse names ARG among "the following arguments are required"
+    call.add_argument(
+        "args", nargs="*", default=[], metavar="ARG", help="a JSON value, else a string"
+    )
     call.add_argument("--kwargs", type=_json_object, default={}, metavar="JSON")
     call.add_argument(
         "--timeout",
@@ -227,17 +257,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Broadcast EVENT with the arguments to every node listening for it.",
     )
     notify.add_argument("event", metavar="EVENT")
-    notify.add_argument("args", nargs="*", metavar="ARG", help="a JSON value, else a string")
+    notify.add_argument(
+        "args", nargs="*", default=[], metavar="ARG", help="a JSON value, else a string"
+    )
     notify.add_argument("--kwargs", type=_json_object, default={}, metavar="JSON")
 
     inspect = sub.add_parser(
         "inspect",
         parents=[where, client],
-        help="describe a service (its methods, events and metrics)",
+        help="describe a service or one method (signatures, events and metrics)",
         description="Call the reserved _inspect method of SERVICE and print its methods, "
-        "listeners and the metrics of the node that answered.",
+        "listeners and the metrics of the node that answered; with SERVICE.METHOD, only "
+        "that method.",
     )
-    inspect.add_argument("service", metavar="SERVICE")
+    inspect.add_argument("service", metavar="SERVICE[.METHOD]")
     inspect.add_argument(
         "--json", action="store_true", help="print the raw answer as JSON instead of a table"
     )
@@ -299,6 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
         "broker allows them, else durable), legacy, durable or quorum (default: auto)",
     )
     run.add_argument(
+        "--no-inspect",
+        dest="allow_inspect",
+        action="store_false",
+        help="refuse the reserved _inspect method (signatures, listeners, metrics)",
+    )
+    run.add_argument(
         "--drain-timeout",
         type=_positive_float,
         default=10.0,
@@ -340,7 +379,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     service, method = args.target
-    values = [parse_value(arg) for arg in args.args]
+    values = _parse_values(args.args)
     with _connect(args) as client:
         try:
             result = client.call(service, method, tuple(values), args.kwargs, timeout=args.timeout)
@@ -351,7 +390,7 @@ def _call(args: argparse.Namespace) -> int:
 
 
 def _notify(args: argparse.Namespace) -> int:
-    values = [parse_value(arg) for arg in args.args]
+    values = _parse_values(args.args)
     with _connect(args) as client:
         try:
             client.notify(args.event, *values, **args.kwargs)
@@ -365,16 +404,55 @@ def _notify(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
+    service, method = args.service, None
     with _connect(args) as client:
         try:
-            result = client.call(args.service, _INSPECT_METHOD, timeout=args.timeout)
+            try:
+                result = client.call(service, _INSPECT_METHOD, timeout=args.timeout)
+            except ServiceNotFoundError:
+                # Service names may contain dots: SERVICE first, then SERVICE.METHOD.
+                service, dot, method = args.service.rpartition(".")
+                if not dot or not service or not method:
+                    raise
+                try:
+                    result = client.call(service, _INSPECT_METHOD, timeout=args.timeout)
+                except ServiceNotFoundError:
+                    raise _CliError(
+                        f"no node serves {args.service!r} nor {service!r}: expected SERVICE or "
+                        "SERVICE.METHOD (is the node running, on this --exchange?)"
+                    ) from None
         except IscError as exc:
             return _report(exc)
+    if method is not None:
+        result = _one_method(service, method, result)
     if args.json:
         print(json.dumps(result, default=str, indent=2, sort_keys=True))
     else:
-        print(format_inspection(args.service, result))
+        print(format_inspection(service, result))
     return EXIT_OK
+
+
+def _one_method(service: str, method: str, described: Mapping[str, Any]) -> dict[str, Any]:
+    """``_inspect``'s answer narrowed to ``method`` (its signature, events and metrics)."""
+    exposed = described.get("exposed") or {}
+    listeners = described.get("listeners") or {}
+    if method not in exposed and method not in listeners:
+        known = ", ".join(sorted({*exposed, *listeners})) or "none"
+        raise _CliError(f"service {service!r} exposes no method {method!r} (it has: {known})")
+    narrowed: dict[str, Any] = {
+        "exposed": {k: v for k, v in exposed.items() if k == method},
+        "listeners": {k: v for k, v in listeners.items() if k == method},
+    }
+    metrics = described.get("metrics")
+    if isinstance(metrics, Mapping):
+        narrowed["metrics"] = {
+            **metrics,
+            **{
+                key: {k: v for k, v in (metrics.get(key) or {}).items() if k == method}
+                for key, _kind in _KINDS
+            },
+        }
+    return narrowed
 
 
 def _ping(args: argparse.Namespace) -> int:
@@ -587,7 +665,11 @@ def _report(exc: IscError) -> int:
         _error(str(exc))
         return EXIT_FAILURE
     if isinstance(exc, RemoteException):
-        _error(f"{exc.remote_type or type(exc).__name__}: {exc}")
+        message = f"{exc.remote_type or type(exc).__name__}: {exc}"
+        refused_codec = (exc.remote_type or "").endswith(CodecNotAllowedError.__name__)
+        if refused_codec and _ALLOW_PICKLE not in message:  # nodes older than the hint
+            message += f" (the node must run with {_ALLOW_PICKLE})"
+        _error(message)
         return EXIT_FAILURE
     if isinstance(exc, TimeoutException):
         _error(f"timed out: {exc} (raise --timeout if the method is slow)")

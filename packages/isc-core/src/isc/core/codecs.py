@@ -322,7 +322,8 @@ class CodecRegistry:
         if isinstance(codec, PickleCodec) and not self.allow_pickle:
             raise CodecNotAllowedError(
                 "the pickle codec is refused by default because decoding it runs code chosen "
-                "by the sender; enable it explicitly (allow_pickle=True) if every peer is trusted"
+                "by the sender; enable it explicitly (Node(allow_pickle=True), "
+                "isc run --allow-pickle) if every peer is trusted"
             )
         return codec
 

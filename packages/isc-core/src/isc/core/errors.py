@@ -62,21 +62,34 @@ class RemoteException(IscError):
 
     ``str(exc)`` is the remote message (as in isclib 1.x). ``remote_type`` names the remote
     exception's type when the remote peer sent it (isc 2 peers do; isclib 1.x peers do not).
+    When the error crossed several services (a handler let a ``RemoteException`` from another
+    service propagate), ``remote_type`` is still the original type, and ``remote_chain``
+    names the ``service.method`` calls it came through, the one that raised it first:
+    ``("inventory.reserve", "orders.place")``. It is empty when the peer did not send it.
     """
 
-    def __init__(self, message: str = "", remote_type: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "",
+        remote_type: str | None = None,
+        remote_chain: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.remote_type = remote_type
+        self.remote_chain = tuple(remote_chain)
 
     def __str__(self) -> str:
         return self.message
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.message!r}, remote_type={self.remote_type!r})"
+        chain = f", remote_chain={self.remote_chain!r}" if self.remote_chain else ""
+        return f"{type(self).__name__}({self.message!r}, remote_type={self.remote_type!r}{chain})"
 
-    def __reduce__(self) -> tuple[type[RemoteException], tuple[str, str | None]]:
-        return (type(self), (self.message, self.remote_type))
+    def __reduce__(
+        self,
+    ) -> tuple[type[RemoteException], tuple[str, str | None, tuple[str, ...]]]:
+        return (type(self), (self.message, self.remote_type, self.remote_chain))
 
 
 class ServiceNotFoundError(RemoteException):

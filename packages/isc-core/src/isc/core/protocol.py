@@ -24,6 +24,7 @@ from .naming import new_correlation_id
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "MAX_ERROR_CHAIN",
     "Headers",
     "Envelope",
     "Request",
@@ -35,6 +36,10 @@ __all__ = [
 #: The isc wire-protocol version, sent in the :attr:`Headers.PROTOCOL` header. isclib 1.x
 #: sends no such header; its protocol counts as version 1.
 PROTOCOL_VERSION = 2
+#: The most entries of :attr:`Headers.ERROR_CHAIN` sent or read (the latest are kept), and
+#: the longest entry read: a loop of services, or a hostile peer, cannot grow replies.
+MAX_ERROR_CHAIN = 32
+_MAX_CHAIN_ENTRY = 512
 
 
 class Headers:
@@ -43,7 +48,11 @@ class Headers:
     #: Protocol version of the sender (int).
     PROTOCOL = "x-isc-version"
     #: Reply header: the remote exception's type, e.g. ``ValueError`` or ``app.errors.NotFound``.
+    #: For an error that crossed services, the type first raised (see :attr:`ERROR_CHAIN`).
     ERROR_TYPE = "x-isc-error-type"
+    #: Reply header: the ``service.method`` calls an error came through, the one that raised
+    #: it first (an array of strings, at most :data:`MAX_ERROR_CHAIN`, the latest kept).
+    ERROR_CHAIN = "x-isc-error-chain"
     #: Request header: when the caller gives up, in milliseconds since the Unix epoch (int).
     DEADLINE = "x-isc-deadline"
     #: W3C trace context of the sender's current span (``isc.core.tracing``), on requests
@@ -196,13 +205,15 @@ class Request:
 class Reply:
     """The answer to a request: a ``result``, or an ``error`` message (never empty).
 
-    ``error_type`` names the remote exception's type; it travels in a header.
+    ``error_type`` names the remote exception's type and ``error_chain`` the ``service.method``
+    calls it came through (see :class:`RemoteException`); both travel in headers.
     """
 
     correlation_id: str
     result: Any = None
     error: str | None = None
     error_type: str | None = None
+    error_chain: tuple[str, ...] = ()
 
     @classmethod
     def success(cls, correlation_id: str, result: Any) -> Reply:
@@ -210,18 +221,39 @@ class Reply:
         return cls(correlation_id=correlation_id, result=result)
 
     @classmethod
-    def failure(cls, correlation_id: str, error: str, error_type: str | None = None) -> Reply:
+    def failure(
+        cls,
+        correlation_id: str,
+        error: str,
+        error_type: str | None = None,
+        error_chain: tuple[str, ...] = (),
+    ) -> Reply:
         """An error reply; an empty ``error`` becomes the type name (old clients need text)."""
         return cls(
             correlation_id=correlation_id,
             error=error or error_type or "Remote error",
             error_type=error_type,
+            error_chain=tuple(error_chain)[-MAX_ERROR_CHAIN:],
         )
 
     @classmethod
-    def from_exception(cls, correlation_id: str, exc: BaseException) -> Reply:
-        """An error reply describing ``exc`` (its message and type name)."""
-        return cls.failure(correlation_id, str(exc), exception_type_name(exc))
+    def from_exception(
+        cls, correlation_id: str, exc: BaseException, origin: str | None = None
+    ) -> Reply:
+        """An error reply describing ``exc`` (its message and type name).
+
+        A :class:`RemoteException` that another service sent keeps the type that service
+        reported and its chain, so callers further up see the original type. ``origin``
+        (``"service.method"``, the call that failed here) is added to the chain.
+        """
+        error_type: str | None = None
+        chain: tuple[str, ...] = ()
+        if isinstance(exc, RemoteException):
+            error_type = exc.remote_type
+            chain = exc.remote_chain
+        if origin:
+            chain = (*chain, origin)
+        return cls.failure(correlation_id, str(exc), error_type or exception_type_name(exc), chain)
 
     @property
     def ok(self) -> bool:
@@ -232,13 +264,17 @@ class Reply:
         """The :class:`RemoteException` this reply carries, or None for a success."""
         if self.error is None:
             return None
-        return RemoteException(self.error, remote_type=self.error_type)
+        return RemoteException(
+            self.error, remote_type=self.error_type, remote_chain=self.error_chain
+        )
 
     def encode(self, codec: AbstractCodec) -> Envelope:
         """Encode as an :class:`Envelope` with ``codec`` (the request's codec)."""
         headers = _protocol_headers()
         if self.error is not None and self.error_type:
             headers[Headers.ERROR_TYPE] = self.error_type
+        if self.error is not None and self.error_chain:
+            headers[Headers.ERROR_CHAIN] = list(self.error_chain[-MAX_ERROR_CHAIN:])
         return Envelope(
             body=_encode(codec, "reply", (self.error, self.result)),
             content_type=codec.content_type,
@@ -264,7 +300,22 @@ class Reply:
             correlation_id=envelope.correlation_id or "",
             error=error if isinstance(error, str) else repr(error),
             error_type=error_type if isinstance(error_type, str) else None,
+            error_chain=_error_chain(headers.get(Headers.ERROR_CHAIN)),
         )
+
+
+def _error_chain(value: Any) -> tuple[str, ...]:
+    """The :attr:`Headers.ERROR_CHAIN` of a received reply: its text entries (bytes decoded,
+    long ones cut, at most :data:`MAX_ERROR_CHAIN`), or ``()`` when it is not an array."""
+    if not isinstance(value, (list, tuple)):
+        return ()
+    chain = []
+    for entry in value[-MAX_ERROR_CHAIN:]:
+        if isinstance(entry, bytes):
+            entry = entry.decode("utf-8", "replace")
+        if isinstance(entry, str) and entry:
+            chain.append(entry[:_MAX_CHAIN_ENTRY])
+    return tuple(chain)
 
 
 @dataclasses.dataclass

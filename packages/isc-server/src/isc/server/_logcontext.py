@@ -11,7 +11,19 @@ from __future__ import annotations
 import contextvars
 import logging
 
-__all__ = ["LOG_CONTEXT_ATTRIBUTES", "LogContextFilter", "bind_log_context", "log_context"]
+__all__ = [
+    "LOG_CONTEXT_ATTRIBUTES",
+    "LOG_FORMAT",
+    "LogContextFilter",
+    "bind_log_context",
+    "log_context",
+]
+
+#: The log line format of ``isc run`` and of a node that logs to stderr because its program
+#: configured no logging: lines logged while handling a call, notification or timer tick
+#: (by isc or by the service's code) name it, e.g.
+#: ``... INFO    app [calc.add 6a0c...-...]: adding`` (see :class:`LogContextFilter`).
+LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(isc_context)s: %(message)s"
 
 #: The attributes :class:`LogContextFilter` adds to every log record.
 LOG_CONTEXT_ATTRIBUTES = ("isc_service", "isc_method", "isc_correlation_id", "isc_context")

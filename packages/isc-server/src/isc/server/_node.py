@@ -53,7 +53,6 @@ from isc.core import (
     broadcast_queue_name,
     check_broker_url,
     describe_payload,
-    exception_type_name,
     fanout_exchange_name,
     redact_url,
     service_queue_name,
@@ -61,6 +60,7 @@ from isc.core import (
 )
 
 from ._exporter import DEFAULT_METRICS_HOST, MetricsServer, require_prometheus, serve_metrics
+from ._logcontext import LOG_FORMAT, LogContextFilter
 from ._metrics import NodeMetrics
 from ._observe import Observer
 from ._services import MethodError, ServiceTable
@@ -149,6 +149,9 @@ class Node:
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
+    :param allow_inspect: answer the reserved ``_inspect`` method, which tells any caller the
+        exposed methods' signatures (names and kinds; default values are never shown), the
+        listeners and this node's metrics. ``False`` refuses it with a ``PermissionError``.
     :param transport: what carries the messages, built with the keyword arguments
         ``AmqpWorker`` takes (default ``None``: ``AmqpWorker``, a pika connection to ``url``).
         For tests and embedding: e.g. an in-memory broker's
@@ -180,6 +183,7 @@ class Node:
         transport: TransportFactory | None = None,
         metrics_port: int | None = None,
         metrics_host: str = DEFAULT_METRICS_HOST,
+        allow_inspect: bool = True,
     ) -> None:
         if not isinstance(thread_pool_size, int) or thread_pool_size < 1:
             raise ConfigurationError(
@@ -243,7 +247,9 @@ class Node:
         #: calls, errors and latencies per handler, and dropped messages (``_inspect`` shows them)
         self.metrics = NodeMetrics()
         self._observer = Observer(self.metrics, self.exchange)
-        self._services = ServiceTable(self.exchange, metrics=self.metrics.snapshot)
+        self._services = ServiceTable(
+            self.exchange, metrics=self.metrics.snapshot, allow_inspect=allow_inspect
+        )
         self._queues: dict[str, str] = {}  # queue name -> service name
         # Requests: the prefetch bounds them, so their backlog needs no bound of its own (it
         # holds requests only after a reconnect, while the old channel's calls still run).
@@ -257,6 +263,8 @@ class Node:
         self._ready = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
+        self._forced = False  # a second stop signal cut the drain short
+        self._signals_installed = False
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._timers: list[gevent.Greenlet] = []
         self._consumer_tags: list[str] = []
@@ -298,9 +306,21 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Connect, serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), return."""
+        """Connect, serve until :meth:`stop` (or SIGTERM/SIGINT in the main thread), return.
+
+        A program that configured no logging (no handler on isc's loggers or the root logger)
+        still sees the node: while it runs, isc's INFO lines and above go to stderr.
+        """
         if self._worker is not None:
             raise ConfigurationError("this node is already running")
+        shown = _log_to_stderr_if_unconfigured()
+        try:
+            self._run()
+        finally:
+            if shown is not None:
+                shown()
+
+    def _run(self) -> None:
         if not self._services.services:
             log.warning("node has no services registered; it will only run listeners/timers")
         self._check_listener_capacity()
@@ -409,10 +429,11 @@ class Node:
         calls, listeners = len(self._pool), len(self._listener_pool)
         if calls or listeners:
             log.info(
-                "stopping: waiting up to %.0fs for %d call(s) and %d listener(s)",
+                "stopping: waiting up to %.0fs for %d call(s) and %d listener(s)%s",
                 self.drain_timeout,
                 calls,
                 listeners,
+                "; press Ctrl-C again to stop at once" if self._signals_installed else "",
             )
         deadline = time.monotonic() + self.drain_timeout
         if not self._pool.join(timeout=self.drain_timeout):
@@ -431,17 +452,39 @@ class Node:
         self._ready.clear()
         if self.metrics_server is not None:
             self.metrics_server.stop()
-        self._stopped.set()
         log.info("node stopped")
+        self._stopped.set()
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
         for signum in (signal.SIGTERM, signal.SIGINT):
             try:
-                gevent.signal_handler(signum, lambda: gevent.spawn(self.stop))
+                gevent.signal_handler(signum, self._on_stop_signal)
             except (ValueError, OSError):  # pragma: no cover - not the main thread
                 return
+        self._signals_installed = True
+
+    def _on_stop_signal(self) -> None:
+        """SIGTERM or SIGINT: the first stops gracefully, a second one while the node drains
+        stops it at once (the calls still running are cancelled; the broker redelivers them)."""
+        if not self._stopping:
+            gevent.spawn(self.stop)
+        elif not self._stopped.is_set() and not self._forced:
+            self._forced = True
+            log.warning(
+                "stopping at once: cancelling %d call(s) and %d listener(s); the broker "
+                "redelivers the calls",
+                len(self._pool),
+                len(self._listener_pool),
+            )
+            gevent.spawn(self._cancel_in_flight)
+
+    def _cancel_in_flight(self) -> None:
+        """Kill every running or waiting call and listener: :meth:`stop` stops draining."""
+        self._pool.kill(timeout=1)
+        for _ in range(self._listener_pool.kill(timeout=1)):
+            self.metrics.count("dropped_notifications")  # queued, never ran
 
     # -- AMQP topology (I/O loop) ------------------------------------------------------------
 
@@ -757,24 +800,29 @@ class Node:
         args, kwargs = request.args, request.kwargs
         cid = request.correlation_id
         observed = self._observer.call(service, request)  # metrics, log context, trace span
+        origin = f"{service}.{name}"  # the error chain's entry for an error of this call
         try:
             fn = self._services.method(service, name, args, kwargs)
         except MethodError as exc:
-            log.info("refused %s.%s: %s", service, name, exc)
+            log.info("refused %s: %s", origin, exc)
             observed.refused(exc, exc.known_method)
-            return Reply.failure(cid, str(exc), exc.type_name)
+            return Reply.failure(cid, str(exc), exc.type_name, (origin,))
         try:
             self._run_hooks("pre_call", name, args, kwargs)
             result = fn(*args, **kwargs)
             self._run_hooks("post_success", name, args, kwargs, (None, result))
         except Exception as exc:
-            log.info("%s.%s raised %s: %s", service, name, exception_type_name(exc), exc)
+            # A RemoteException from a service this one called keeps its original type.
+            reply = Reply.from_exception(cid, exc, origin)
+            log.info(
+                "%s raised %s: %s%s", origin, reply.error_type, exc, _chain_note(reply.error_chain)
+            )
             try:
                 self._run_hooks("post_error", name, args, kwargs, exc)
             except Exception:
-                log.exception("post_error hook failed for %s.%s", service, name)
+                log.exception("post_error hook failed for %s", origin)
             observed.failed(exc)
-            return Reply.from_exception(cid, exc)
+            return reply
         observed.succeeded()
         return Reply.success(cid, result)
 
@@ -902,6 +950,36 @@ class Node:
             return exc
         observed.succeeded()
         return None
+
+
+def _log_to_stderr_if_unconfigured() -> Callable[[], None] | None:
+    """When no handler would show isc's log lines, add one on the ``isc`` logger that writes
+    INFO and above to stderr (:data:`LOG_FORMAT`); return what undoes it, else None.
+
+    Any handler counts as configured: ``logging.basicConfig()``, or a ``NullHandler`` on the
+    ``isc`` logger for a program that wants the node silent.
+    """
+    isc_logger = logging.getLogger("isc")
+    if isc_logger.hasHandlers():
+        return None
+    handler = logging.StreamHandler()  # sys.stderr
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    handler.addFilter(LogContextFilter())
+    isc_logger.addHandler(handler)
+    level = isc_logger.level
+    if level == logging.NOTSET:  # else set_logging_level() chose it: keep that
+        isc_logger.setLevel(logging.INFO)
+
+    def undo() -> None:
+        isc_logger.removeHandler(handler)
+        isc_logger.setLevel(level)
+
+    return undo
+
+
+def _chain_note(chain: tuple[str, ...]) -> str:
+    """`` (via inventory.reserve)`` for an error that came from other calls, else ``""``."""
+    return f" (via {' <- '.join(reversed(chain[:-1]))})" if len(chain) > 1 else ""
 
 
 def _qualname(fn: Callable[..., Any]) -> str:

@@ -25,6 +25,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: The reserved method every service answers: its exposed methods, listeners and metrics.
 INSPECT_METHOD = "_inspect"
+#: What a signature shows in place of each default value: defaults can hold secrets
+#: (``dsn="postgres://admin:..."``), and whoever can publish to the broker may read signatures.
+REDACTED_DEFAULT = "..."
 
 
 def expose(fn: F) -> F:
@@ -85,13 +88,23 @@ def _members(service: object) -> Iterator[tuple[str, Any]]:
 
 
 class ServiceTable:
-    """The services a node hosts, by name, with their listeners and timers."""
+    """The services a node hosts, by name, with their listeners and timers.
+
+    ``allow_inspect=False`` refuses the reserved ``_inspect`` method, which otherwise tells
+    any caller the exposed methods' signatures, the listeners and the node's metrics.
+    """
 
     def __init__(
-        self, exchange: str, metrics: Callable[[str], dict[str, Any]] | None = None
+        self,
+        exchange: str,
+        metrics: Callable[[str], dict[str, Any]] | None = None,
+        *,
+        allow_inspect: bool = True,
     ) -> None:
         self.exchange = exchange
         self.services: dict[str, object] = {}
+        #: Whether ``_inspect`` answers (else it is refused with a ``PermissionError``).
+        self.allow_inspect = allow_inspect
         #: service name -> its metrics, for ``_inspect`` (the node's ``NodeMetrics.snapshot``)
         self.metrics = metrics
         #: (service, method) -> (the function, its signature): computing a signature costs
@@ -119,6 +132,12 @@ class ServiceTable:
         if service is None:
             raise MethodError(f"Service {service_name} is not hosted here.", "LookupError")
         if method_name == INSPECT_METHOD:
+            if not self.allow_inspect:
+                raise MethodError(
+                    f"{INSPECT_METHOD} is turned off on this node (allow_inspect=False, "
+                    "isc run --no-inspect).",
+                    "PermissionError",
+                )
             return lambda: self.inspect(service_name)
         fn = getattr(service, method_name, None)
         if fn is None or not callable(fn):
@@ -172,7 +191,8 @@ class ServiceTable:
     def inspect(self, service_name: str) -> dict[str, Any]:
         """What ``_inspect`` answers: exposed methods with signatures, listeners and metrics.
 
-        ``metrics`` (present when the table has a metrics source) is
+        Signatures show parameter names, kinds and annotations, never default values (each
+        default shows as ``...``). ``metrics`` (present when the table has a metrics source) is
         :meth:`NodeMetrics.snapshot` of the node that answered.
         """
         service = self.services[service_name]
@@ -222,8 +242,24 @@ class _Arity:
         return 0 <= self.minimum <= count <= self.maximum
 
 
+class _Redacted:
+    """Stands for a default value in a shown signature: its repr is :data:`REDACTED_DEFAULT`."""
+
+    def __repr__(self) -> str:
+        return REDACTED_DEFAULT
+
+
+_REDACTED = _Redacted()
+
+
 def _signature(fn: Callable[..., Any]) -> str:
+    """``fn``'s signature as text for remote callers and logs, default values redacted."""
     try:
-        return str(inspect.signature(fn))
+        signature = inspect.signature(fn)
     except (TypeError, ValueError):
         return "(...)"
+    parameters = [
+        p if p.default is p.empty else p.replace(default=_REDACTED)
+        for p in signature.parameters.values()
+    ]
+    return str(signature.replace(parameters=parameters))

@@ -17,17 +17,13 @@ import gevent
 
 from isc.core import IscError, redact_url
 
-from ._logcontext import LogContextFilter
+from ._logcontext import LOG_FORMAT, LogContextFilter
 from ._node import Node
 
 __all__ = ["LOG_FORMAT", "load_service", "run"]
 
 log = logging.getLogger("isc.server.cli")
 
-#: The log line format of ``isc run``: lines logged while handling a call, notification or
-#: timer tick (by isc or by the service's code) name it, e.g.
-#: ``... INFO    app [calc.add 6a0c...-...]: adding`` (see :class:`LogContextFilter`).
-LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s%(isc_context)s: %(message)s"
 #: How long ``isc run`` waits for the first connection before saying it is still trying.
 _READY_NOTICE_AFTER = 10.0
 
@@ -44,8 +40,8 @@ def load_service(spec: str) -> Any:
     return target()
 
 
-def _listener_capacity(args: argparse.Namespace) -> dict[str, Any]:
-    """The listener options given on the command line, as ``Node`` keyword arguments."""
+def _node_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The optional node settings given on the command line, as ``Node`` keyword arguments."""
     options: dict[str, Any] = {}
     listener_pool = getattr(args, "listener_pool", None)
     if listener_pool is not None:
@@ -53,6 +49,9 @@ def _listener_capacity(args: argparse.Namespace) -> dict[str, Any]:
     max_queued = getattr(args, "max_queued_notifications", None)
     if max_queued is not None:
         options["max_queued_notifications"] = max_queued
+    allow_inspect = getattr(args, "allow_inspect", None)
+    if allow_inspect is not None:
+        options["allow_inspect"] = allow_inspect
     return options
 
 
@@ -61,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
     ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
-    ``max_queued_notifications``, ``queue_type`` and ``metrics_port`` (the node's defaults
-    when absent or ``None``). Exits with 1 when the node cannot start (e.g. its metrics port is
+    ``max_queued_notifications``, ``queue_type``, ``metrics_port`` and ``allow_inspect``
+    (the node's defaults when absent or ``None``). Exits with 1 when the node cannot start (e.g. its metrics port is
     taken), or stops by itself because the broker refused its credentials or its queue type
     (the node logged why, in one line).
     """
@@ -86,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
             drain_timeout=args.drain_timeout,
             queue_type=getattr(args, "queue_type", None) or "auto",
             metrics_port=getattr(args, "metrics_port", None),
-            **_listener_capacity(args),
+            **_node_options(args),
         )
         for spec in args.services:
             node.register_service(load_service(spec))

@@ -173,7 +173,8 @@ class _CannedServices:
             self.raise_in_caller(cid, exc)
             return
         except Exception as exc:
-            reply = Reply.from_exception(cid, exc)  # what a node sends for a method that raised
+            # what a node sends for a method that raised
+            reply = Reply.from_exception(cid, exc, f"{service}.{request.method}")
         else:
             reply = Reply.success(cid, result)
         try:
