@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     ``args`` carries ``services``, ``url``, ``exchange``, ``pool``, ``allow_pickle`` and
     ``drain_timeout`` (as parsed by ``isc run``), and may carry ``listener_pool``,
     ``max_queued_notifications``, ``queue_type``, ``metrics_port`` and ``allow_inspect``
-    (the node's defaults when absent or ``None``). Exits with 1 when the node cannot start (e.g. its metrics port is
-    taken), or stops by itself because the broker refused its credentials or its queue type
-    (the node logged why, in one line).
+    (the node's defaults when absent or ``None``). Exits with 1 when the node cannot start
+    (e.g. its metrics port is taken), or stops by itself because the broker refused its
+    credentials or its queue type (the node logged why, in one line).
     """
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     for handler in logging.getLogger().handlers:  # every record gets the isc_* attributes
