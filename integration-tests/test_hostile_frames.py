@@ -89,7 +89,7 @@ class RawPeer:
 def node(tcp_proxy: TcpProxy, exchange: str) -> Iterator[NodeProcess]:
     """A node of calc and events, connected through ``tcp_proxy``."""
     assert tcp_proxy.url is not None
-    with NodeProcess.serve(tcp_proxy.url, exchange, "calc:Calc", "calc:Events") as node:
+    with NodeProcess.serve(tcp_proxy.url, exchange, "calc:Calc", "calc:QuietEvents") as node:
         yield node
 
 
