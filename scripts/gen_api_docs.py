@@ -43,6 +43,7 @@ PAGES: list[tuple[str, str]] = [
     ("core", "isc.core"),
     ("server-testing", "isc.server.testing"),
     ("client-testing", "isc.client.testing"),
+    ("testing", "isc.testing"),
 ]
 #: isc.server monkey-patches on import: import it first so gevent patches before pika loads.
 IMPORT_ORDER = [
@@ -52,6 +53,7 @@ IMPORT_ORDER = [
     "isc.core",
     "isc.server.testing",
     "isc.client.testing",
+    "isc.testing",
 ]
 
 HEADER = (

@@ -1,4 +1,4 @@
-"""Testing helpers for code that uses isc: a fake client, a throwaway broker, bounded waits.
+"""Testing helpers for code that uses isc: a fake client, an in-memory broker, bounded waits.
 
 * :class:`FakeClient`: a :class:`~isc.client.Client` that never connects; it answers calls
   from canned answers and records calls and notifications, for unit tests.
