@@ -128,28 +128,28 @@ def test_python_m_isc_testing_serves_a_node_until_its_input_closes() -> None:
     """What scripts/run_matrix.py relies on to share one node across a matrix."""
     if not RabbitMQNode.available():
         pytest.skip("needs rabbitmq-server installed")
-    proc = subprocess.Popen(
+    with subprocess.Popen(  # the with block closes the pipes: no ResourceWarning later
         [sys.executable, "-m", "isc.testing"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ISC_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:"), line
-        url = line.split("=", 1)[1].strip()
-        connection = _connect(url)
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
         try:
-            assert _echo(connection, b"shared") == b"shared"
+            line = proc.stdout.readline()
+            assert line.startswith("ISC_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:"), line
+            url = line.split("=", 1)[1].strip()
+            connection = _connect(url)
+            try:
+                assert _echo(connection, b"shared") == b"shared"
+            finally:
+                connection.close()
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0
+            with pytest.raises(pika.exceptions.AMQPConnectionError):
+                _connect(url, timeout=2)
         finally:
-            connection.close()
-        proc.stdin.close()
-        assert proc.wait(timeout=30) == 0
-        with pytest.raises(pika.exceptions.AMQPConnectionError):
-            _connect(url, timeout=2)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

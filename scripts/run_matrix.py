@@ -168,6 +168,7 @@ def shared_broker(hatch: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        proc.stdout.close()
 
 
 def env_label(suite: str, py: str, codec: str | None) -> str:
