@@ -17,7 +17,8 @@ peak RSS 278 MB. With the private-node outage test included: 23.7-26.7 s vs 28.6
 Environment:
 
 * ``ISC_TEST_AMQP_URL``: use this existing broker instead of starting one.
-* ``ISC_TEST_CODEC``: the codec under test (``pickle``, ``json``, ...); unset: all of them.
+* ``ISC_TEST_CODEC``: the codec under test (``pickle``, ``json``, ...); unset or ``all``: all
+  of them in one session (what ``make integration`` runs: one environment per Python).
 * ``ISC_TEST_FAULTS_EVERYWHERE=1``: run the fault suite on every Python, not just one.
 """
 
@@ -39,6 +40,8 @@ from isc_testing.broker import delete_exchanges, log_tail, unique_exchange_name
 
 ENV_AMQP_URL = "ISC_TEST_AMQP_URL"
 ENV_CODEC = "ISC_TEST_CODEC"
+#: ISC_TEST_CODEC value meaning every codec in one session (as when unset).
+ALL_CODECS = "all"
 BOOT_TIMEOUT = 60.0
 #: The matrix environment that runs the tests marked ``codec_independent``.
 CODEC_INDEPENDENT_RUNS_WITH = "json"
@@ -134,8 +137,14 @@ def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
-def _codec_names() -> list[str]:
+def _codec_under_test() -> str:
+    """ISC_TEST_CODEC, with ``all`` (the matrix's one-session-per-Python value) as unset."""
     name = os.environ.get(ENV_CODEC, "").strip()
+    return "" if name == ALL_CODECS else name
+
+
+def _codec_names() -> list[str]:
+    name = _codec_under_test()
     return [name] if name else list(isc.codecs.CODECS)
 
 
@@ -158,11 +167,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "fault: fault-injection test; runs on Python "
         f"{'.'.join(map(str, FAULTS_RUN_ON))} only (set {ENV_FAULTS_EVERYWHERE}=1 for all)",
     )
-    name = os.environ.get(ENV_CODEC, "").strip()
+    name = _codec_under_test()
     if name and name not in isc.codecs.CODECS:
         raise pytest.UsageError(
             f"{ENV_CODEC}={name!r} is not an isc codec; "
-            f"choose one of {', '.join(isc.codecs.CODECS)}"
+            f"choose one of {', '.join(isc.codecs.CODECS)} (or {ALL_CODECS})"
         )
 
 
@@ -176,7 +185,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items:
             if item.get_closest_marker("fault"):
                 item.add_marker(skip_fault)
-    name = os.environ.get(ENV_CODEC, "").strip()
+    name = _codec_under_test()
     if not name or name == CODEC_INDEPENDENT_RUNS_WITH:
         return
     skip = pytest.mark.skip(

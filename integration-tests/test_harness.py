@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pika
 import pika.exceptions
 import pytest
@@ -118,3 +121,35 @@ def test_proxy_cut_breaks_live_connections_but_accepts_new_ones(
     finally:
         fresh.close()
     assert tcp_proxy.accepted == 2
+
+
+@pytest.mark.fault  # boots a node of its own (~10 s): with the other node-booting tests
+def test_python_m_isc_testing_serves_a_node_until_its_input_closes() -> None:
+    """What scripts/run_matrix.py relies on to share one node across a matrix."""
+    if not RabbitMQNode.available():
+        pytest.skip("needs rabbitmq-server installed")
+    with subprocess.Popen(  # the with block closes the pipes: no ResourceWarning later
+        [sys.executable, "-m", "isc.testing"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            line = proc.stdout.readline()
+            assert line.startswith("ISC_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:"), line
+            url = line.split("=", 1)[1].strip()
+            connection = _connect(url)
+            try:
+                assert _echo(connection, b"shared") == b"shared"
+            finally:
+                connection.close()
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0
+            with pytest.raises(pika.exceptions.AMQPConnectionError):
+                _connect(url, timeout=2)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -13,6 +13,7 @@ a TCP proxy that counts connections: none may reconnect.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -111,10 +112,19 @@ def dropped(client: Client, counter: str) -> int:
     return int(client.calc._inspect()["metrics"]["dropped"][counter])
 
 
+#: The events service's timer fails every other tick on purpose (services/calc.py), 0.2 s
+#: after the node starts: its logged traceback is expected, whatever the test's speed.
+_DELIBERATE_TICK_FAILURE = re.compile(
+    r"timer events\.tick failed; it keeps ticking\n"
+    r"Traceback \(most recent call last\):\n(?: .*\n)*?"
+    r"RuntimeError: a failing tick must not stop the timer\n?"
+)
+
+
 def assert_still_connected(node: NodeProcess, tcp_proxy: TcpProxy) -> None:
     assert tcp_proxy.accepted == 1, "the node reconnected"
     assert "lost its connection" not in node.output
-    assert "Traceback" not in node.output
+    assert "Traceback" not in _DELIBERATE_TICK_FAILURE.sub("", node.output)
 
 
 def test_hostile_requests_get_an_error_reply_and_cost_no_connection(

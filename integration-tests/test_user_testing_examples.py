@@ -1,7 +1,7 @@
 """The testing guide's example project (docs/examples/testing) passes as a user would run it.
 
 pytest runs in a subprocess inside the example directory, which has its own ``pytest.ini``
-and a ``conftest.py`` that opts in to ``isc.client.testing.pytest_plugin``. Every example test
+and a ``conftest.py`` that opts in to ``isc.testing.pytest_plugin``. Every example test
 must pass: a skipped one (say, the plugin found no broker) fails this test.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from isc.client.testing.pytest_plugin import ENV_AMQP_URL, ENV_REQUIRE_BROKER
+from isc.testing.pytest_plugin import ENV_AMQP_URL, ENV_REQUIRE_BROKER
 
 pytestmark = pytest.mark.codec_independent
 

@@ -1,9 +1,10 @@
 """Check the built wheels the way users install them.
 
-1. ``isc-client`` in a fresh venv pulls pika but never gevent (nor pytest), and imports
-   without them, its testing helpers included.
-2. ``isclib`` in another fresh venv gives every distribution; ``isc`` is one PEP 420
-   namespace spread over them (no ``isc/__init__.py`` in any wheel).
+1. ``isc-client`` in a fresh venv pulls pika but never gevent, pytest or isc-testing, and
+   imports without them, its testing helpers included; the names that moved to
+   isc-testing fail with an install hint.
+2. ``isclib`` plus ``isc-testing`` in another fresh venv give every distribution; ``isc``
+   is one PEP 420 namespace spread over them (no ``isc/__init__.py`` in any wheel).
 3. The install commands the README and the docs show (each ```console block marked
    ``<!-- run by make dist-check -->``) run as shown, in the checkout, with a fresh venv's
    ``pip`` and ``python`` first on PATH, and give isc 2 (not isclib 1.2 from the index).
@@ -22,7 +23,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-DISTRIBUTIONS = ["isc_core", "isc_codecs", "isc_client", "isc_server", "isclib"]
+DISTRIBUTIONS = ["isc_core", "isc_codecs", "isc_client", "isc_server", "isclib", "isc_testing"]
 ROOT = Path(__file__).resolve().parent.parent
 #: The pages whose marked console blocks are run; a block is marked by the comment line above it.
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -37,7 +38,14 @@ assert 'gevent' not in sys.modules, 'isc.client imported gevent'
 assert 'pytest' not in sys.modules, 'isc.client.testing imported pytest'
 assert importlib.util.find_spec('gevent') is None, 'gevent got installed with isc-client'
 assert importlib.util.find_spec('pika') is not None, 'pika is missing'
-print('isc-client ok: pika present, gevent absent')
+assert importlib.util.find_spec('isc.testing') is None, 'isc-client pulled in isc-testing'
+try:
+    from isc.client.testing import RabbitMQNode
+except ModuleNotFoundError as exc:
+    assert 'isc-client[testing]' in str(exc), exc
+else:
+    raise AssertionError('RabbitMQNode importable without isc-testing')
+print('isc-client ok: pika present, gevent and the test machinery (isc-testing) absent')
 """
 
 FULL_PROBE = """
@@ -46,6 +54,9 @@ paths = list(isc.__path__)
 assert getattr(isc, '__file__', None) is None, 'isc must be a namespace package'
 assert type(isc.__path__).__name__ == '_NamespacePath', type(isc.__path__)
 import gevent, pika
+from isc.client.testing import RabbitMQNode
+from isc.testing import RabbitMQNode as SameNode
+assert RabbitMQNode is SameNode, 'isc.client.testing re-exports isc.testing'
 print('isclib ok: namespace isc over', len(paths), 'path(s)')
 """
 

@@ -1,24 +1,38 @@
-"""Run a hatch test matrix one environment at a time and report every result.
+"""Run hatch test matrices one environment at a time and report every result.
 
 ``hatch run`` stops at the first failing environment; this script runs them all, prints a
 table and exits non-zero if any failed. A Python that is not installed here is skipped with a
 message, except under CI (``CI`` set), where every Python of the matrix is required.
 
-Usage: python scripts/run_matrix.py unit|integration [--python 3.12 ...] [--codec json ...]
-       [-- extra pytest arguments]
+Suites: ``unit`` (one env per Python), ``integration`` (one env per Python running every
+codec, ``codec=all``; ``--codec json`` picks single-codec envs instead) and ``stock`` (the one
+stock-pika env). The broker suites share one throwaway RabbitMQ node for the whole run
+(``python -m isc.testing`` in the ``broker`` env, handed over as ``ISC_TEST_AMQP_URL``) unless
+``ISC_TEST_AMQP_URL`` is already set or ``--broker-per-env`` is given; the fault tests still
+boot their private nodes.
+
+Usage: python scripts/run_matrix.py SUITE [SUITE ...] [--python 3.12 ...] [--codec json ...]
+       [--broker-per-env] [-- extra pytest arguments]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
-CODECS = ["pickle", "json", "typedjson", "msgpack"]
+CODECS = ["all", "pickle", "json", "typedjson", "msgpack"]
+SUITES = ["unit", "integration", "stock"]
+BROKER_SUITES = {"integration", "stock"}
+#: What ``python -m isc.testing`` prints once its node answers.
+BROKER_READY = "ISC_TEST_AMQP_URL="
+ENV_AMQP_URL = "ISC_TEST_AMQP_URL"
 
 
 def python_available(version: str) -> bool:
@@ -34,37 +48,40 @@ def python_available(version: str) -> bool:
 
 def main() -> int:
     """Parse arguments, run every selected environment, print the summary."""
+    argv = sys.argv[1:]
+    pytest_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    argv = argv[: argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("suite", choices=["unit", "integration"])
+    parser.add_argument("suites", nargs="+", choices=SUITES, metavar="SUITE")
     parser.add_argument("--python", action="append", dest="pythons")
-    parser.add_argument("--codec", action="append", dest="codecs")
-    parser.add_argument("pytest_args", nargs="*")
-    args = parser.parse_args()
+    parser.add_argument("--codec", action="append", dest="codecs", choices=CODECS)
+    parser.add_argument(
+        "--broker-per-env",
+        action="store_true",
+        help="let each environment start its own broker instead of sharing one",
+    )
+    args = parser.parse_args(argv)
 
-    pythons = args.pythons or PYTHONS
-    codecs = args.codecs or CODECS if args.suite == "integration" else [None]
     in_ci = bool(os.environ.get("CI"))
     hatch = shutil.which("hatch") or "hatch"
-
+    share = (
+        bool(BROKER_SUITES & set(args.suites))
+        and not args.broker_per_env
+        and not os.environ.get(ENV_AMQP_URL)
+    )
     results: list[tuple[str, str, float]] = []
-    for py in pythons:
-        if not python_available(py):
-            status = "MISSING" if in_ci else "skipped"
-            print(f"--- python{py} is not installed here: {status}", flush=True)
-            for codec in codecs:
-                results.append((env_label(args.suite, py, codec), status, 0.0))
-            continue
-        for codec in codecs:
-            label = env_label(args.suite, py, codec)
-            selector = [f"+py={py}"] + ([f"+codec={codec}"] if codec else [])
-            cmd = [hatch, "run", *selector, f"{args.suite}:test", *args.pytest_args]
-            print(f"--- {label}: {' '.join(cmd[1:])}", flush=True)
-            started = time.monotonic()
-            code = subprocess.call(cmd)
-            elapsed = time.monotonic() - started
-            results.append((label, "ok" if code == 0 else f"FAILED ({code})", elapsed))
+    with contextlib.ExitStack() as stack:
+        env = dict(os.environ)
+        if share:
+            try:
+                env[ENV_AMQP_URL] = stack.enter_context(shared_broker(hatch))
+            except RuntimeError as exc:
+                print(f"error: {exc}", file=sys.stderr, flush=True)
+                return 1
+        for suite in args.suites:
+            results += run_suite(suite, args, pytest_args, hatch, env, in_ci)
 
-    print(f"\n{args.suite} matrix summary")
+    print(f"\n{' + '.join(args.suites)} summary")
     for label, status, elapsed in results:
         print(f"  {label:<32} {status:<12} {elapsed:6.1f}s")
     bad = [r for r in results if r[1] not in ("ok", "skipped")]
@@ -76,6 +93,82 @@ def main() -> int:
         return 1
     print(f"  {len(results) - len(skipped)} environment(s) passed.")
     return 0
+
+
+def run_suite(
+    suite: str,
+    args: argparse.Namespace,
+    pytest_args: list[str],
+    hatch: str,
+    env: dict[str, str],
+    in_ci: bool,
+) -> list[tuple[str, str, float]]:
+    """Run every selected environment of ``suite``; return (label, status, seconds) rows."""
+    if suite == "stock":
+        return [run_env("stock", [hatch, "run", "stock:test", *pytest_args], env)]
+    pythons = args.pythons or PYTHONS
+    codecs: list[str | None] = [None]
+    if suite == "integration":
+        codecs = list(args.codecs or ["all"])
+    results: list[tuple[str, str, float]] = []
+    for py in pythons:
+        if not python_available(py):
+            status = "MISSING" if in_ci else "skipped"
+            print(f"--- python{py} is not installed here: {status}", flush=True)
+            for codec in codecs:
+                results.append((env_label(suite, py, codec), status, 0.0))
+            continue
+        for codec in codecs:
+            selector = [f"+py={py}"] + ([f"+codec={codec}"] if codec else [])
+            cmd = [hatch, "run", *selector, f"{suite}:test", *pytest_args]
+            results.append(run_env(env_label(suite, py, codec), cmd, env))
+    return results
+
+
+def run_env(label: str, cmd: list[str], env: dict[str, str]) -> tuple[str, str, float]:
+    """Run one environment's command; return (label, status, seconds)."""
+    shared = " (shared broker)" if env.get(ENV_AMQP_URL) else ""
+    print(f"--- {label}: {' '.join(cmd[1:])}{shared}", flush=True)
+    started = time.monotonic()
+    code = subprocess.call(cmd, env=env)
+    elapsed = time.monotonic() - started
+    return (label, "ok" if code == 0 else f"FAILED ({code})", elapsed)
+
+
+@contextlib.contextmanager
+def shared_broker(hatch: str) -> Iterator[str]:
+    """Boot one throwaway RabbitMQ node for the whole run; yield its URL; stop it.
+
+    ``python -m isc.testing`` (in the ``broker`` env) prints the URL once the node answers
+    an AMQP handshake and deletes the node when its stdin closes, so the node also goes away
+    if this script dies.
+    """
+    cmd = [hatch, "run", "broker:python", "-m", "isc.testing"]
+    print(f"--- one RabbitMQ node for the whole run: {' '.join(cmd[1:])}", flush=True)
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdin is not None
+    url = None
+    for line in proc.stdout:
+        if line.startswith(BROKER_READY):
+            url = line[len(BROKER_READY) :].strip()
+            break
+        print(line, end="", flush=True)
+    if url is None:
+        proc.wait()
+        raise RuntimeError(f"the shared RabbitMQ node did not start (exit code {proc.returncode})")
+    print(f"--- shared broker ready after {time.monotonic() - started:.1f}s: {url}", flush=True)
+    try:
+        yield url
+    finally:
+        proc.stdin.close()  # python -m isc.testing stops and deletes the node
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
 
 
 def env_label(suite: str, py: str, codec: str | None) -> str:

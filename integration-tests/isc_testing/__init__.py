@@ -1,9 +1,9 @@
 """Test helpers for isc against a real RabbitMQ: throwaway nodes, a cuttable proxy, bounded waits.
 
 Importable without pytest (``make demo`` boots a node with :class:`RabbitMQNode`); the pytest
-fixtures built on it live in ``integration-tests/conftest.py``. The broker and the bounded
-waits ship with isc-client for users' own tests (``isc.client.testing``); ``broker`` and
-``waiting`` here re-export them.
+fixtures built on it live in ``integration-tests/conftest.py``. The broker ships in isc-testing
+(``isc.testing``) and the bounded waits with isc-client (``isc.client.testing``), for
+users' own tests; ``broker`` and ``waiting`` here re-export them.
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""The suite's throwaway RabbitMQ node: it now ships with isc-client as ``isc.client.testing``.
+"""The suite's throwaway RabbitMQ node: it ships in the isc-testing distribution as ``isc.testing``.
 
 Re-exported here so the suite, ``make demo`` and the benchmarks keep importing
-``isc_testing.broker``; the code lives in ``isc/client/testing/broker.py``.
+``isc_testing.broker``; the code lives in ``packages/isc-testing/src/isc/testing/rabbitmq.py``.
 """
 
 from __future__ import annotations
 
-from isc.client.testing.broker import (
+from isc.testing.rabbitmq import (
     DEFAULT_BIN_DIR,
     LOCALHOST,
     BrokerError,

@@ -5,4 +5,4 @@
 import isc.server  # noqa: F401
 
 # The isc fixtures (isc_amqp_url, isc_exchange, isc_broker), opted in explicitly.
-pytest_plugins = ["isc.client.testing.pytest_plugin"]
+pytest_plugins = ["isc.testing.pytest_plugin"]

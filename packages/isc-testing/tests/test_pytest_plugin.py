@@ -1,4 +1,4 @@
-"""isc.client.testing.pytest_plugin without a broker: it skips, or fails when told to, clearly.
+"""isc.testing.pytest_plugin without a broker: it skips, or fails when told to, clearly.
 
 Each case runs pytest in a subprocess on a tiny project that opts in to the plugin, as a user
 would. (Its fixtures against a real broker run in integration-tests/test_user_testing_examples.py.)
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 CONFTEST = """
-pytest_plugins = ["isc.client.testing.pytest_plugin"]
+pytest_plugins = ["{plugin}"]
 
-from isc.client.testing import RabbitMQNode
+from isc.testing import RabbitMQNode
 
 # This machine may have rabbitmq-server: pretend it does not.
 RabbitMQNode.available = classmethod(lambda cls, bin_dir=None: False)
@@ -30,9 +30,11 @@ def test_needs_no_broker():
 """
 
 
-def run_pytest(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+def run_pytest(
+    tmp_path: Path, plugin: str = "isc.testing.pytest_plugin", **env: str
+) -> subprocess.CompletedProcess[str]:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
-    (tmp_path / "conftest.py").write_text(CONFTEST)
+    (tmp_path / "conftest.py").write_text(CONFTEST.format(plugin=plugin))
     (tmp_path / "test_project.py").write_text(TESTS)
     clean = {
         key: value
@@ -72,3 +74,20 @@ def test_an_unreachable_isc_test_amqp_url_is_an_error_naming_it(tmp_path: Path) 
     assert "1 passed, 1 error" in done.stdout
     assert "ISC_TEST_AMQP_URL=amqp://guest:***@127.0.0.1:1/%2F does not answer" in done.stdout
     assert "secret" not in done.stdout
+
+
+def test_the_former_plugin_path_in_isc_client_still_works(tmp_path: Path) -> None:
+    done = run_pytest(tmp_path, plugin="isc.client.testing.pytest_plugin")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 1 skipped" in done.stdout
+    assert "rabbitmq-server is not installed" in done.stdout
+
+
+def test_the_former_import_paths_give_the_same_objects() -> None:
+    import isc.client.testing
+    import isc.client.testing.broker
+    import isc.testing
+
+    assert isc.client.testing.RabbitMQNode is isc.testing.RabbitMQNode
+    assert isc.client.testing.broker.wait_for_broker is isc.testing.wait_for_broker
+    assert "RabbitMQNode" not in isc.client.testing.__all__
