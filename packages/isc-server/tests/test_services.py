@@ -123,6 +123,7 @@ class Database:
         dsn: str = "postgres://admin:hunter2@db.internal/app",
         /,
         *tables: str,
+        region: str,
         api_key: str = "sk_live_0123456789",
         retries: int = 3,
         **options: Any,
@@ -133,11 +134,12 @@ class Database:
 def test_signatures_never_show_default_values() -> None:
     services = ServiceTable("isc")
     services.register(Database())
-    shown = "(dsn: 'str' = ..., /, *tables: 'str', api_key: 'str' = ..., retries: 'int' = ..., "
+    shown = "(dsn: 'str' = ..., /, *tables: 'str', region: 'str', api_key: 'str' = ..., "
+    shown += "retries: 'int' = ..., "
     shown += "**options: 'Any') -> 'None'"
     assert services.method("db", "_inspect", (), {})()["exposed"] == {"connect": shown}
     with pytest.raises(MethodError) as refused:  # "Wrong arguments" replies and log lines
-        services.method("db", "connect", (), {"nope": 1, "dsn": "x"})
+        services.method("db", "connect", (), {"nope": 1})  # region is missing
     assert str(refused.value).startswith(f"Wrong arguments for db.connect{shown}: ")
     for secret in ("hunter2", "sk_live", "= 3"):
         assert secret not in str(refused.value)
