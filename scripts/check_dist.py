@@ -48,17 +48,24 @@ else:
 print('isc-client ok: pika present, gevent and the test machinery (isc-testing) absent')
 """
 
-FULL_PROBE = """
+#: What ``pip install isclib`` gives: the whole documented API in one ``isc`` namespace.
+ISCLIB_PROBE = """
 import isc, isc.client, isc.codecs, isc.core, isc.server, isc.server.testing
 paths = list(isc.__path__)
 assert getattr(isc, '__file__', None) is None, 'isc must be a namespace package'
 assert type(isc.__path__).__name__ == '_NamespacePath', type(isc.__path__)
 import gevent, pika
+print('isclib ok: namespace isc over', len(paths), 'path(s)')
+"""
+#: With isc-testing installed too: the throwaway node, under its old path as well.
+FULL_PROBE = (
+    ISCLIB_PROBE
+    + """
 from isc.client.testing import RabbitMQNode
 from isc.testing import RabbitMQNode as SameNode
 assert RabbitMQNode is SameNode, 'isc.client.testing re-exports isc.testing'
-print('isclib ok: namespace isc over', len(paths), 'path(s)')
 """
+)
 
 
 def run(*cmd: str) -> None:
@@ -125,7 +132,7 @@ def check_install_commands(uv: str, root: Path) -> None:
         for command in commands:
             print(f"   $ {command}", flush=True)
             subprocess.run(["bash", "-c", command], check=True, cwd=ROOT, env=env)
-        probe = FULL_PROBE + (
+        probe = ISCLIB_PROBE + (
             "from importlib.metadata import version\n"
             f"assert version('isclib') == {expected.group(1)!r}, version('isclib')\n"
         )
