@@ -8,11 +8,11 @@ tests and embedding. Both are built by a :class:`TransportFactory`, called with 
 arguments ``AmqpWorker`` takes.
 
 What runs where: a transport has a loop, like pika's ``IOLoop``. The setup handler, the
-consumers' callbacks, ``on_return``, ``on_disconnect``, ``on_channel_error``, ``on_flushed``, ``on_ready``,
-timers and an :class:`~isc.client._connection.Outgoing`'s callbacks all run on it, one at a
-time; the channel may only be used there. "On the loop" means on the loop's own thread, or
-on a thread that holds the loop for the moment (a shared loop lends itself to a caller that
-finds it idle, see ``AmqpWorker.submit``).
+consumers' callbacks, ``on_return``, ``on_disconnect``, ``on_channel_error``, ``on_flushed``,
+``on_ready``, timers and an :class:`~isc.client._connection.Outgoing`'s callbacks all run on
+it, one at a time; the channel may only be used there. "On the loop" means on the loop's own
+thread, or on a thread that holds the loop for the moment (a shared loop lends itself to a
+caller that finds it idle, see ``AmqpWorker.submit``).
 """
 
 from __future__ import annotations
