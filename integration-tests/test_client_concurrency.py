@@ -54,11 +54,11 @@ class Gate:
 def stuck(amqp_url: str, exchange: str) -> Iterator[Gate]:
     """A service that holds each call until the test opens the gate (opened at teardown)."""
     gate = Gate()
-    try:
-        with RawService(amqp_url, exchange, STUCK, {"wait": gate.wait}):
+    with RawService(amqp_url, exchange, STUCK, {"wait": gate.wait}):
+        try:
             yield gate
-    finally:
-        gate.open()
+        finally:
+            gate.open()  # before the service stops: it may be holding a request
 
 
 @pytest.fixture
