@@ -22,9 +22,12 @@ from pathlib import Path
 import pytest
 
 from isc.client import Client, TimeoutException
-from isc.core import AbstractCodec
+from isc.core import JSONCodec
 from isc_testing import wait_for
 from isc_testing.raw_service import RawService
+
+#: Threads, forks and the loop: what these tests exercise is the same for every codec.
+pytestmark = pytest.mark.codec_independent
 
 STUCK = "stuck"
 
@@ -62,8 +65,8 @@ def stuck(amqp_url: str, exchange: str) -> Iterator[Gate]:
 
 
 @pytest.fixture
-def client(amqp_url: str, exchange: str, codec: AbstractCodec) -> Iterator[Client]:
-    c = Client(amqp_url, exchange=exchange, codec=codec, invoke_timeout=10)
+def client(amqp_url: str, exchange: str) -> Iterator[Client]:
+    c = Client(amqp_url, exchange=exchange, codec=JSONCodec(), invoke_timeout=10)
     yield c
     c.stop()
 

@@ -11,8 +11,12 @@ stock-pika env). The broker suites share one throwaway RabbitMQ node for the who
 ``ISC_TEST_AMQP_URL`` is already set or ``--broker-per-env`` is given; the fault tests still
 boot their private nodes.
 
+``--jobs N`` runs up to N environments at once (after creating them one at a time): each one's
+output is kept in a file and printed whole when it ends, so the log still reads one
+environment after another.
+
 Usage: python scripts/run_matrix.py SUITE [SUITE ...] [--python 3.12 ...] [--codec json ...]
-       [--broker-per-env] [-- extra pytest arguments]
+       [--broker-per-env] [--jobs N] [-- extra pytest arguments]
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 PYTHONS = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 CODECS = ["all", "pickle", "json", "typedjson", "msgpack"]
@@ -60,7 +67,16 @@ def main() -> int:
         action="store_true",
         help="let each environment start its own broker instead of sharing one",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run up to N environments at once (default 1)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
 
     in_ci = bool(os.environ.get("CI"))
     hatch = shutil.which("hatch") or "hatch"
@@ -78,8 +94,12 @@ def main() -> int:
             except RuntimeError as exc:
                 print(f"error: {exc}", file=sys.stderr, flush=True)
                 return 1
+        jobs: list[Job] = []
         for suite in args.suites:
-            results += run_suite(suite, args, pytest_args, hatch, env, in_ci)
+            rows, suite_jobs = plan_suite(suite, args, pytest_args, hatch, in_ci)
+            results += rows
+            jobs += suite_jobs
+        results += run_jobs(jobs, env, args.jobs, hatch)
 
     print(f"\n{' + '.join(args.suites)} summary")
     for label, status, elapsed in results:
@@ -95,34 +115,59 @@ def main() -> int:
     return 0
 
 
-def run_suite(
+@dataclass(frozen=True)
+class Job:
+    """One environment to run: its label, hatch environment name and command."""
+
+    label: str
+    env_name: str
+    cmd: list[str]
+
+
+def plan_suite(
     suite: str,
     args: argparse.Namespace,
     pytest_args: list[str],
     hatch: str,
-    env: dict[str, str],
     in_ci: bool,
-) -> list[tuple[str, str, float]]:
-    """Run every selected environment of ``suite``; return (label, status, seconds) rows."""
+) -> tuple[list[tuple[str, str, float]], list[Job]]:
+    """The environments of ``suite`` to run, and the result rows of those skipped."""
     if suite == "stock":
-        return [run_env("stock", [hatch, "run", "stock:test", *pytest_args], env)]
+        return [], [Job("stock", "stock", [hatch, "run", "stock:test", *pytest_args])]
     pythons = args.pythons or PYTHONS
     codecs: list[str | None] = [None]
     if suite == "integration":
         codecs = list(args.codecs or ["all"])
-    results: list[tuple[str, str, float]] = []
+    skipped: list[tuple[str, str, float]] = []
+    jobs: list[Job] = []
     for py in pythons:
         if not python_available(py):
             status = "MISSING" if in_ci else "skipped"
             print(f"--- python{py} is not installed here: {status}", flush=True)
             for codec in codecs:
-                results.append((env_label(suite, py, codec), status, 0.0))
+                skipped.append((env_label(suite, py, codec), status, 0.0))
             continue
         for codec in codecs:
             selector = [f"+py={py}"] + ([f"+codec={codec}"] if codec else [])
             cmd = [hatch, "run", *selector, f"{suite}:test", *pytest_args]
-            results.append(run_env(env_label(suite, py, codec), cmd, env))
-    return results
+            label = env_label(suite, py, codec)
+            jobs.append(Job(label, label, cmd))
+    return skipped, jobs
+
+
+def run_jobs(
+    jobs: list[Job], env: dict[str, str], parallel: int, hatch: str
+) -> list[tuple[str, str, float]]:
+    """Run ``jobs``, ``parallel`` at a time; return (label, status, seconds) rows in order."""
+    if parallel == 1 or len(jobs) < 2:
+        return [run_env(job.label, job.cmd, env) for job in jobs]
+    # Create the environments one at a time first: hatch and uv then only run tests in them.
+    for job in jobs:
+        print(f"--- creating {job.env_name}", flush=True)
+        subprocess.call([hatch, "env", "create", job.env_name], env=env)
+    print(f"--- running {len(jobs)} environments, {parallel} at a time", flush=True)
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(lambda job: run_env_captured(job, env), jobs))
 
 
 def run_env(label: str, cmd: list[str], env: dict[str, str]) -> tuple[str, str, float]:
@@ -133,6 +178,21 @@ def run_env(label: str, cmd: list[str], env: dict[str, str]) -> tuple[str, str, 
     code = subprocess.call(cmd, env=env)
     elapsed = time.monotonic() - started
     return (label, "ok" if code == 0 else f"FAILED ({code})", elapsed)
+
+
+def run_env_captured(job: Job, env: dict[str, str]) -> tuple[str, str, float]:
+    """Run one environment with its output in a file; print it whole when it ends."""
+    shared = " (shared broker)" if env.get(ENV_AMQP_URL) else ""
+    print(f"--- {job.label}: started: {' '.join(job.cmd[1:])}{shared}", flush=True)
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as output:
+        code = subprocess.call(job.cmd, env=env, stdout=output, stderr=subprocess.STDOUT)
+        elapsed = time.monotonic() - started
+        output.seek(0)
+        text = output.read().decode(errors="replace")
+    status = "ok" if code == 0 else f"FAILED ({code})"
+    print(f"--- {job.label}: {status} after {elapsed:.1f}s; its output:\n{text}", flush=True)
+    return (job.label, status, elapsed)
 
 
 @contextlib.contextmanager
