@@ -69,9 +69,12 @@ dist-check: build ## install the built wheels in fresh venvs and check dependenc
 	@echo "==> checking the built wheels"
 	$(TOOLS)/bin/python scripts/check_dist.py dist
 
+# How many broker environments `make test` runs at once: the integration suite mostly waits
+# (for node processes, brokers, replies), so two share two cores well.
+JOBS ?= 2
 test: lint docs unit client-only dist-check ## everything CI runs
-	@echo "==> integration matrix and stock pika, on one throwaway RabbitMQ for both"
-	$(MATRIX) integration stock
+	@echo "==> integration matrix and stock pika, on one throwaway RabbitMQ for both, $(JOBS) at a time"
+	$(MATRIX) integration stock --jobs $(JOBS)
 	@echo "==> make test: all green"
 
 demo: $(HATCH) ## run the documented example (chapter 2: a node and a client) end to end
