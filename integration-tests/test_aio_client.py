@@ -7,8 +7,11 @@ test_isclib12_interop.py; the chapters' programs in asyncio form in test_example
 from __future__ import annotations
 
 import asyncio
+import runpy
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +19,10 @@ from isc.client import ConnectionLostError, RemoteException, ServiceNotFoundErro
 from isc.client.aio import AsyncClient
 from isc.core import AbstractCodec
 from isc_testing import TcpProxy
+from isc_testing.nodes import NodeProcess, service_answers
 from isc_testing.raw_service import RawService
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
 
 
 @pytest.fixture
@@ -135,3 +141,35 @@ def test_a_cut_connection_fails_pending_calls_at_once_then_recovers(
             return failed_after
 
     assert asyncio.run(main()) < 5  # at once: not its 30 s timeout
+
+
+@pytest.mark.codec_independent
+def test_the_asyncio_pages_fastapi_app(
+    amqp_url: str, exchange: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    monkeypatch.setenv("ISC_URL", amqp_url)
+    monkeypatch.setenv("ISC_EXCHANGE", exchange)
+    users = NodeProcess(
+        [sys.executable, str(EXAMPLES / "chapter3" / "users_service.py")],
+        ready_probe=service_answers(amqp_url, exchange, "users"),
+    )
+    namespace = runpy.run_path(str(EXAMPLES / "asyncio" / "fastapi_app.py"))
+    app, isc = namespace["app"], namespace["isc"]
+
+    async def main() -> None:
+        async with app.router.lifespan_context(app):  # as the ASGI server runs it
+            assert isc.is_connected or await isc.wait_connected(10)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as http:
+                one, two, three = await asyncio.gather(
+                    http.get("/users/1"), http.get("/users/2"), http.get("/users/3")
+                )
+        assert one.json() == {"id": 1, "name": "Andrew"}
+        assert two.json() == {"id": 2, "name": "Victoria"}
+        assert (three.status_code, three.json()) == (404, {"detail": "no user 3"})
+
+    with users:
+        asyncio.run(main())
+        assert not isc.is_connected  # stopped with the app
