@@ -184,7 +184,7 @@ def test_new_client_calls_old_node(
             assert await aio.legacy.add(2, 3) == 5
             sums = await asyncio.gather(*(aio.legacy.add(a=i, b=1) for i in range(20)))
             assert sums == [i + 1 for i in range(20)]
-            with pytest.raises(RemoteException, match="^testing$"):
+            with pytest.raises(RemoteException, match=r"^testing$"):
                 await aio.legacy.raise_error()
             assert await aio.legacy.raise_empty() is None
             if legacy_codec.content_type in ("typedjson", "pickle"):

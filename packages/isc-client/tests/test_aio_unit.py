@@ -9,6 +9,7 @@ the same against RabbitMQ.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,7 +22,7 @@ from isc.client import (
     ServiceNotFoundError,
     TimeoutException,
 )
-from isc.client.aio import AsyncClient
+from isc.client.aio import AsyncClient, _AioCall, _LoopDispatch
 from isc.client.internal import AmqpChannel
 from isc.client.testing import FakeClient
 from isc.client.testing.memory import MemoryBroker
@@ -173,3 +174,45 @@ def test_bad_arguments_are_refused_clearly(fake: FakeClient) -> None:
         client.users.get_user.call_async(1)
     assert "AsyncClient" in repr(client)
     assert isinstance(AsyncClient(exchange="x", transport=MemoryBroker().transport).client, Client)
+
+
+def test_replies_finished_together_wake_the_loop_once() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        dispatch = _LoopDispatch(loop)
+        wakeups: list[object] = []
+        threadsafe = loop.call_soon_threadsafe
+
+        def counting(callback: Any, *args: Any) -> Any:
+            wakeups.append(callback)
+            return threadsafe(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        calls = []
+        for i in range(100):
+            call = _AioCall(f"calc.add{i}", correlation_id=str(i))
+            call.aio = loop.create_future()
+            call._add_internal_callback(dispatch.finished)
+            calls.append(call)
+
+        def io_thread() -> None:  # replies read in one batch, as the I/O thread reads them
+            for i, call in enumerate(calls):
+                call.resolve(i)
+
+        reader = threading.Thread(target=io_thread)
+        reader.start()
+        reader.join()
+        assert len(wakeups) == 1  # one wake-up for the batch, not one per reply
+        results = loop.run_until_complete(asyncio.gather(*(call.aio for call in calls)))
+        assert results == list(range(100))
+        late = _AioCall("calc.late", correlation_id="late")
+        late.aio = loop.create_future()
+        late._add_internal_callback(dispatch.finished)
+        reader = threading.Thread(target=lambda: late.reject(TimeoutException("late")))
+        reader.start()
+        reader.join()
+        assert len(wakeups) == 2
+        with pytest.raises(TimeoutException, match="late"):
+            loop.run_until_complete(late.aio)
+    finally:
+        loop.close()

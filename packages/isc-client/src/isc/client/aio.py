@@ -23,7 +23,6 @@ import asyncio
 import collections
 import functools
 import threading
-import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -60,7 +59,7 @@ class _LoopDispatch:
     schedules the next run: none is left behind.
     """
 
-    __slots__ = ("__weakref__", "done", "loop", "scheduled", "thread")
+    __slots__ = ("done", "loop", "scheduled", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -182,10 +181,8 @@ class AsyncClient:
 
     def _bind(self, client: Client) -> None:
         self._client = client
+        #: The dispatch of the loop the last call was made on (a call keeps its own).
         self._dispatch: _LoopDispatch | None = None
-        self._dispatches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopDispatch] = (
-            weakref.WeakKeyDictionary()
-        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -325,7 +322,7 @@ class AsyncClient:
         loop = asyncio.get_running_loop()
         dispatch = self._dispatch
         if dispatch is None or dispatch.loop is not loop:
-            dispatch = self._dispatch_for(loop)
+            dispatch = self._dispatch = _LoopDispatch(loop)
         client = self._client
         seconds = client._invoke_timeout if timeout is None else _check_timeout(timeout)
         call: Any = client._send(
@@ -335,13 +332,6 @@ class AsyncClient:
         call.timer = loop.call_later(seconds, self._expire, call, seconds)
         call._add_internal_callback(dispatch.finished)
         return call  # type: ignore[no-any-return]
-
-    def _dispatch_for(self, loop: asyncio.AbstractEventLoop) -> _LoopDispatch:
-        dispatch = self._dispatches.get(loop)
-        if dispatch is None:
-            dispatch = self._dispatches[loop] = _LoopDispatch(loop)
-        self._dispatch = dispatch
-        return dispatch
 
     def _expire(self, call: _AioCall, timeout: float) -> None:
         """On the loop: ``call``'s timeout passed without a reply."""
