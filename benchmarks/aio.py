@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import statistics
 import sys
@@ -127,7 +128,11 @@ async def connect_peers(url: str) -> tuple[dict[str, Call], Callable[[], Awaitab
         await connection.close()
         await stream.stop()
 
-    calls = {"isc": isc_add, "aio-pika": aio_pika_add, "faststream": faststream_add}
+    calls: dict[str, Call] = {
+        "isc": isc_add,
+        "aio-pika": aio_pika_add,
+        "faststream": faststream_add,
+    }
     return calls, close
 
 
@@ -167,10 +172,10 @@ async def run_round(
             continue
         call = calls[side]
         out["sequential"][side] = await with_cpu(
-            lambda call=call: sequential(call, duration), pids[side]
+            functools.partial(sequential, call, duration), pids[side]
         )
         out["in_flight"][side] = await with_cpu(
-            lambda call=call: in_flight(call, duration), pids[side]
+            functools.partial(in_flight, call, duration), pids[side]
         )
     return out
 

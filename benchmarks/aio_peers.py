@@ -46,7 +46,7 @@ async def serve_faststream(url: str, stop: asyncio.Event) -> None:
 
     broker = RabbitBroker(url, log_level=30)
 
-    @broker.subscriber(FASTSTREAM_QUEUE)
+    @broker.subscriber(FASTSTREAM_QUEUE)  # type: ignore[untyped-decorator]
     async def add(message: dict[str, Any]) -> Any:
         return message["a"] + message["b"]
 
