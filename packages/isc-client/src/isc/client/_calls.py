@@ -51,8 +51,6 @@ log = logging.getLogger("isc.client")
 #: instead of failing with ServiceNotFoundError.
 RECONNECT_GRACE = 5.0
 _RETRY_DELAY = 0.2
-#: How often :meth:`CallTable.wait_settled` looks at the transport's ``ready`` event.
-_SETTLE_POLL = 0.01
 
 
 class PendingCall:
@@ -308,18 +306,10 @@ class CallTable:
     def wait_settled(self, worker: Transport, timeout: float | None) -> bool:
         """Wait until ``worker`` is ready (True), the broker refused it (raises
         :class:`AccessRefusedError`) or ``timeout`` passes (False)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
         with self.settled:
-            while not worker.ready.is_set() and self.refused is None:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    break
-                # The reply queue's consumer and a refusal notify at once, but the transport
-                # may set ``ready`` a round trip later (after opening its confirm channel),
-                # with nobody to notify: look again every few milliseconds until then.
-                self.settled.wait(
-                    _SETTLE_POLL if remaining is None else min(remaining, _SETTLE_POLL)
-                )
+            self.settled.wait_for(
+                lambda: worker.ready.is_set() or self.refused is not None, timeout
+            )
         if self.refused is not None:
             raise AccessRefusedError(str(self.refused))
         return worker.ready.is_set()
