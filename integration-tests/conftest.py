@@ -19,7 +19,10 @@ Environment:
 * ``ISC_TEST_AMQP_URL``: use this existing broker instead of starting one.
 * ``ISC_TEST_CODEC``: the codec under test (``pickle``, ``json``, ...); unset or ``all``: all
   of them in one session (what ``make integration`` runs: one environment per Python).
-* ``ISC_TEST_FAULTS_EVERYWHERE=1``: run the fault suite on every Python, not just one.
+* ``ISC_TEST_FAULTS_EVERYWHERE=1``: run the tests marked ``fault`` or ``tooling`` on every
+  Python, not just one.
+* ``ISC_TEST_SKIP_TOOLING=1``: skip the tests marked ``tooling`` (the stock-pika environment
+  sets it: it runs on the Python that already ran them).
 """
 
 from __future__ import annotations
@@ -46,9 +49,15 @@ BOOT_TIMEOUT = 60.0
 #: The matrix environment that runs the tests marked ``codec_independent``.
 CODEC_INDEPENDENT_RUNS_WITH = "json"
 #: The Python that runs the tests marked ``fault`` (they restart brokers and kill nodes:
-#: slow, and about the library's logic rather than the interpreter).
+#: slow, and about the library's logic rather than the interpreter) and ``tooling`` (the
+#: test harness, the pytest plugin, ``make demo`` and the commands shown in the docs: what
+#: the project's own tooling does, with the library's own behaviour covered per Python by
+#: the rest of the suite).
 FAULTS_RUN_ON = (3, 11)
 ENV_FAULTS_EVERYWHERE = "ISC_TEST_FAULTS_EVERYWHERE"
+ENV_SKIP_TOOLING = "ISC_TEST_SKIP_TOOLING"
+#: The markers whose tests run on one Python of the matrix only.
+ONE_PYTHON_MARKERS = ("fault", "tooling")
 
 
 class _Broker:
@@ -162,10 +171,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "codec_independent: exercises no codec; runs once per Python (in the "
         f"{CODEC_INDEPENDENT_RUNS_WITH!r} environment, or when {ENV_CODEC} is unset)",
     )
+    one_python = ".".join(map(str, FAULTS_RUN_ON))
     config.addinivalue_line(
         "markers",
-        "fault: fault-injection test; runs on Python "
-        f"{'.'.join(map(str, FAULTS_RUN_ON))} only (set {ENV_FAULTS_EVERYWHERE}=1 for all)",
+        f"fault: fault-injection test; runs on Python {one_python} only "
+        f"(set {ENV_FAULTS_EVERYWHERE}=1 for all)",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"tooling: a test of the project's tooling or of the docs' commands; runs on Python "
+        f"{one_python} only (set {ENV_FAULTS_EVERYWHERE}=1 for all; {ENV_SKIP_TOOLING}=1 skips)",
     )
     name = _codec_under_test()
     if name and name not in isc.codecs.CODECS:
@@ -177,14 +192,19 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Run codec-independent tests in one codec's environment only (the matrix has four),
-    and fault tests on one Python only (the matrix has five)."""
+    and fault and tooling tests on one Python only (the matrix has five)."""
+    one_python = ".".join(map(str, FAULTS_RUN_ON))
+    skips: dict[str, pytest.MarkDecorator] = {}
     if sys.version_info[:2] != FAULTS_RUN_ON and not os.environ.get(ENV_FAULTS_EVERYWHERE):
-        skip_fault = pytest.mark.skip(
-            reason=f"fault suite: runs on Python {'.'.join(map(str, FAULTS_RUN_ON))}"
-        )
-        for item in items:
-            if item.get_closest_marker("fault"):
-                item.add_marker(skip_fault)
+        for marker in ONE_PYTHON_MARKERS:
+            skips[marker] = pytest.mark.skip(reason=f"{marker} suite: runs on Python {one_python}")
+    if os.environ.get(ENV_SKIP_TOOLING):
+        skips["tooling"] = pytest.mark.skip(reason=f"tooling suite: {ENV_SKIP_TOOLING} is set")
+    for item in items:
+        for marker, skip in skips.items():
+            if item.get_closest_marker(marker):
+                item.add_marker(skip)
+                break
     name = _codec_under_test()
     if not name or name == CODEC_INDEPENDENT_RUNS_WITH:
         return

@@ -135,6 +135,22 @@ def test_an_unencodable_argument_fails_before_anything_is_sent(client: Client) -
     assert client.pending_calls == 0
 
 
+@pytest.mark.codec_independent
+def test_wait_connected_returns_once_connected_not_at_its_timeout(
+    amqp_url: str, exchange: str
+) -> None:
+    # It used to be woken only before the confirm channel opened, so it always slept its
+    # whole timeout (wait_connected(60) took 60 s against a broker that answered at once).
+    outcome: list[bool] = []
+    with Client(amqp_url, exchange=exchange) as client:
+        waiter = threading.Thread(target=lambda: outcome.append(client.wait_connected(120)))
+        waiter.start()
+        waiter.join(30)
+        assert not waiter.is_alive(), "wait_connected(120) still waiting 30 s after the start"
+        assert outcome == [True]
+        assert client.is_connected
+
+
 def test_notify_reaches_every_queue_bound_to_the_fanout(
     client: Client, amqp_url: str, exchange: str, codec: AbstractCodec
 ) -> None:

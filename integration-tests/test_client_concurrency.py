@@ -1,9 +1,10 @@
 """One client shared by threads under mixed latencies, done-callbacks that call, forks,
 dropped clients and late gevent patching, against a real broker.
 
-"Slow" calls go to a service whose queue exists but that nobody consumes: they stay pending
-until their own timeout, like calls to a stuck service. Assertions are about order (a fast
-call returns while a slow one is still pending), never about how fast something was.
+"Slow" calls go to a gated service: it holds each request until the test opens its gate, like
+a stuck service, so they stay pending for as long as the test needs and no longer. Assertions
+are about order (a fast call returns while a slow one is still pending), never about how fast
+something was.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
 
 from isc.client import Client, TimeoutException
-from isc.core import AbstractCodec, service_queue_name
+from isc.core import AbstractCodec
 from isc_testing import wait_for
 from isc_testing.raw_service import RawService
 
@@ -35,20 +35,30 @@ def service(amqp_url: str, exchange: str) -> Iterator[RawService]:
         yield svc
 
 
+class Gate:
+    """The stuck service's gate: its requests wait until :meth:`open` (or 60 s)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def wait(self) -> str:
+        """The stuck service's only method: returns once the gate opens."""
+        return "released" if self._event.wait(60) else "gave up"
+
+    def open(self) -> None:
+        """Let every held request (and every later one) through."""
+        self._event.set()
+
+
 @pytest.fixture
-def stuck(amqp_url: str, exchange: str) -> Iterator[str]:
-    """A service queue nobody consumes: calls to it wait for their timeout."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    channel.exchange_declare(exchange, "direct", durable=False, auto_delete=False)
-    queue = service_queue_name(exchange, STUCK)
-    channel.queue_declare(queue, auto_delete=False)
-    channel.queue_bind(queue, exchange, routing_key=queue)
-    try:
-        yield STUCK
-    finally:
-        channel.queue_delete(queue)
-        connection.close()
+def stuck(amqp_url: str, exchange: str) -> Iterator[Gate]:
+    """A service that holds each call until the test opens the gate (opened at teardown)."""
+    gate = Gate()
+    with RawService(amqp_url, exchange, STUCK, {"wait": gate.wait}):
+        try:
+            yield gate
+        finally:
+            gate.open()  # before the service stops: it may be holding a request
 
 
 @pytest.fixture
@@ -59,18 +69,16 @@ def client(amqp_url: str, exchange: str, codec: AbstractCodec) -> Iterator[Clien
 
 
 class SlowCallers:
-    """Threads each blocked in one call to the stuck service until ``timeout``."""
+    """Threads each blocked in one call to the stuck service until its gate opens."""
 
-    def __init__(self, client: Client, count: int, timeout: float) -> None:
-        self.outcomes: list[str] = []
-        self.threads = [
-            threading.Thread(target=self._call, args=(client, timeout)) for _ in range(count)
-        ]
+    def __init__(self, client: Client, gate: Gate, count: int) -> None:
+        self.outcomes: list[object] = []
+        self.gate = gate
+        self.threads = [threading.Thread(target=self._call, args=(client,)) for _ in range(count)]
 
-    def _call(self, client: Client, timeout: float) -> None:
+    def _call(self, client: Client) -> None:
         try:
-            client.call(STUCK, "wait", timeout=timeout)
-            self.outcomes.append("returned")
+            self.outcomes.append(client.call(STUCK, "wait", timeout=60))
         except TimeoutException:
             self.outcomes.append("timeout")
 
@@ -84,24 +92,25 @@ class SlowCallers:
         return not self.outcomes and all(t.is_alive() for t in self.threads)
 
     def __exit__(self, *exc_info: object) -> None:
+        self.gate.open()
         for thread in self.threads:
             thread.join(30)
 
 
 def test_a_fast_call_returns_while_another_threads_slow_call_waits(
-    client: Client, service: RawService, stuck: str
+    client: Client, service: RawService, stuck: Gate
 ) -> None:
     assert client.calc.add(1, 1) == 2  # connected
-    with SlowCallers(client, 1, timeout=8) as slow:
+    with SlowCallers(client, stuck, 1) as slow:
         wait_for(lambda: client.pending_calls == 1, 10, "the slow call to be pending")
         for n in range(20):
             assert client.calc.add(n, 1) == n + 1
         assert slow.pending()  # all 20 fast calls finished first
-    assert slow.outcomes == ["timeout"]
+    assert slow.outcomes == ["released"]
 
 
 def test_threads_making_fast_calls_are_not_held_up_by_threads_waiting_on_slow_ones(
-    client: Client, service: RawService, stuck: str
+    client: Client, service: RawService, stuck: Gate
 ) -> None:
     assert client.calc.add(1, 1) == 2
     results: dict[int, list[int]] = {}
@@ -113,7 +122,7 @@ def test_threads_making_fast_calls_are_not_held_up_by_threads_waiting_on_slow_on
         except BaseException as exc:
             errors.append(exc)
 
-    with SlowCallers(client, 2, timeout=10) as slow:
+    with SlowCallers(client, stuck, 2) as slow:
         wait_for(lambda: client.pending_calls == 2, 10, "both slow calls to be pending")
         threads = [threading.Thread(target=fast, args=(w,)) for w in range(4)]
         for thread in threads:
@@ -121,6 +130,7 @@ def test_threads_making_fast_calls_are_not_held_up_by_threads_waiting_on_slow_on
         for thread in threads:
             thread.join(30)
         assert slow.pending()  # 40 fast calls from 4 threads, all before either slow call
+    assert slow.outcomes == ["released", "released"]
     assert errors == []
     assert results == {w: [w + n for n in range(10)] for w in range(4)}
 
@@ -225,7 +235,7 @@ def test_importing_isc_server_after_a_client_was_used(amqp_url: str, exchange: s
 
 
 def test_a_call_never_outlives_its_timeout_while_other_threads_wait(
-    client: Client, service: RawService, stuck: str
+    client: Client, service: RawService, stuck: Gate
 ) -> None:
     """Every slow call ends at its own timeout (with four threads waiting on the loop, one
     took twice its timeout: it waited for the lock, then drove the loop its whole timeout)."""

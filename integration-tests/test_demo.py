@@ -16,7 +16,7 @@ from isc.core import fanout_exchange_name, service_queue_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = [pytest.mark.codec_independent, pytest.mark.slow]
+pytestmark = [pytest.mark.codec_independent, pytest.mark.slow, pytest.mark.tooling]
 
 
 def exists(url: str, kind: str, name: str) -> bool:

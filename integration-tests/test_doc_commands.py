@@ -47,7 +47,7 @@ import pytest
 from isc.core import DEFAULT_EXCHANGE, DEFAULT_URL, redact_url
 from isc_testing.nodes import NodeProcess, service_answers
 
-pytestmark = pytest.mark.codec_independent
+pytestmark = [pytest.mark.codec_independent, pytest.mark.tooling]
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -11,7 +11,7 @@ import pytest
 
 from isc_testing import RabbitMQNode, TcpProxy, WaitTimeout, wait_for
 
-pytestmark = pytest.mark.codec_independent
+pytestmark = [pytest.mark.codec_independent, pytest.mark.tooling]
 
 
 def _connect(url: str, timeout: float = 5.0) -> pika.BlockingConnection:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,6 +17,7 @@ from isc.core.naming import service_queue_name
 from isc.core.protocol import Envelope
 from isc_testing import wait_for
 from isc_testing.nodes import NodeProcess
+from isc_testing.raw_service import RawService
 
 
 def node_extra(codec: AbstractCodec) -> list[str]:
@@ -142,24 +144,19 @@ def test_inside_a_node_a_fast_call_returns_while_another_greenlets_slow_call_wai
     amqp_url: str, exchange: str, client: Client, calc_node: NodeProcess
 ) -> None:
     """The no-caller-waits-for-another contract under gevent: the node's Client serves two
-    requests, one waiting on a service nobody consumes, one calling calc."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    queue = service_queue_name(exchange, "stuck")
-    channel.queue_declare(queue, auto_delete=False)
-    channel.queue_bind(queue, exchange, routing_key=queue)
-    try:
-        slow = client.relay.call_via.with_timeout(20).call_async("stuck", "wait", 8)
-        wait_for(lambda: channel.queue_declare(queue, passive=True).method.message_count == 1)
-        for n in range(5):
-            assert client.relay.call_via("calc", "add", 5, n, 1) == n + 1
-        assert not slow.done()  # the slow relayed call still waits for its own timeout
-        with pytest.raises(RemoteException) as info:
-            slow.result(20)
-        assert info.value.remote_type == "isc.core.errors.TimeoutException"
-    finally:
-        channel.queue_delete(queue)
-        connection.close()
+    requests, one waiting on a service that holds it until the test opens its gate, one
+    calling calc."""
+    gate = threading.Event()
+    with RawService(amqp_url, exchange, "stuck", {"wait": lambda: gate.wait(60)}) as stuck:
+        try:
+            slow = client.relay.call_via.with_timeout(60).call_async("stuck", "wait", 60)
+            wait_for(lambda: len(stuck.requests) == 1, message="the relayed slow call")
+            for n in range(5):
+                assert client.relay.call_via("calc", "add", 5, n, 1) == n + 1
+            assert not slow.done()  # the slow relayed call still waits
+        finally:
+            gate.set()
+        assert slow.result(30) is True
 
 
 def test_pickle_is_refused_unless_enabled(

@@ -17,7 +17,7 @@ import pytest
 
 from isc.testing.pytest_plugin import ENV_AMQP_URL, ENV_REQUIRE_BROKER
 
-pytestmark = pytest.mark.codec_independent
+pytestmark = [pytest.mark.codec_independent, pytest.mark.tooling]
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "examples" / "testing"
 #: The unit tests (test_*_unit.py: 6 + 1) and the integration tests of the example project.

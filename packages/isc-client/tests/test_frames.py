@@ -106,7 +106,7 @@ def deliver_message(
 # -- encoding -------------------------------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=3 * settings.default.max_examples)
 @given(isc_properties)
 def test_properties_are_encoded_as_pika_encodes_them(fields: dict[str, Any]) -> None:
     assert encode_properties(**fields) == pika_properties(**fields)
@@ -167,7 +167,7 @@ def test_ack_frames_are_the_frames_pika_sends(multiple: bool) -> None:
 # -- decoding -------------------------------------------------------------------------------
 
 
-@settings(max_examples=300)
+@settings(max_examples=3 * settings.default.max_examples)
 @given(all_properties)
 def test_properties_decode_as_pika_decodes_them(fields: dict[str, Any]) -> None:
     encoded = pika_properties(**fields)
@@ -315,7 +315,7 @@ def build_stream(parts: list[tuple[str, int]]) -> bytes:
     return b"".join(out)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(stream_parts, st.lists(st.integers(min_value=1, max_value=5000), max_size=20))
 def test_the_reader_delivers_what_pika_delivers_however_the_stream_is_cut(
     parts: list[tuple[str, int]], cuts: list[int]

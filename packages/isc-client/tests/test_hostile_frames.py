@@ -165,7 +165,11 @@ header_tables = st.lists(st.tuples(keys, field_values | deep_values), max_size=6
 # -- parse_delivery never raises ------------------------------------------------------------
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=4 * settings.default.max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(header_tables)
 def test_any_header_table_is_delivered_decoded_as_pika_decodes_it_or_marked(
     headers: bytes,
@@ -187,7 +191,11 @@ def test_any_header_table_is_delivered_decoded_as_pika_decodes_it_or_marked(
             assert getattr(found.properties, name) == value
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=3 * settings.default.max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(header_tables, st.lists(st.integers(0, 10**6), min_size=1, max_size=8))
 def test_every_cut_of_a_hostile_message_is_incomplete(headers: bytes, cuts: list[int]) -> None:
     data = message(properties(headers), b"x" * 300, frame_max=108)
@@ -195,7 +203,11 @@ def test_every_cut_of_a_hostile_message_is_incomplete(headers: bytes, cuts: list
         assert parse_delivery(data[: cut % len(data)], 0) == INCOMPLETE
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=5 * settings.default.max_examples,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     header_tables,
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), min_size=1, max_size=6),
@@ -223,7 +235,7 @@ def test_corrupted_properties_in_whole_frames_are_delivered_marked_or_left_to_pi
         assert isinstance(salvaged.properties, UndecodableProperties)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=5 * settings.default.max_examples, deadline=None)
 @given(st.binary(max_size=400), st.binary(max_size=60))
 def test_random_bytes_never_make_the_reader_raise(noise: bytes, props: bytes) -> None:
     parse_delivery(noise, 0)

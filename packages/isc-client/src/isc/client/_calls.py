@@ -189,9 +189,7 @@ class CallTable:
 
         def consuming(_frame: object) -> None:
             worker.reply_to = queue
-            ready()
-            with self.settled:
-                self.settled.notify_all()
+            ready()  # the transport calls on_ready() once it is ready (confirms may come first)
 
         channel.basic_consume(queue, self.on_delivery, auto_ack=True, callback=consuming)
 
@@ -313,6 +311,11 @@ class CallTable:
         if self.refused is not None:
             raise AccessRefusedError(str(self.refused))
         return worker.ready.is_set()
+
+    def on_ready(self) -> None:
+        """The connection is ready: wake the threads in :meth:`wait_settled`."""
+        with self.settled:
+            self.settled.notify_all()
 
     def on_refused(self, error: AccessRefusedError) -> None:
         """The broker refused the credentials: fail every pending call at once."""

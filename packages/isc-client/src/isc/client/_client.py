@@ -264,6 +264,7 @@ class Client:
                 fastpath=self._fastpath,
                 on_refused=calls.on_refused,
             )
+            worker.on_ready = calls.on_ready
             calls.worker = worker
             worker.start()
             return worker

@@ -246,6 +246,8 @@ class AmqpWorker:
         #: Called on the I/O thread after each batch of submitted items is published (the node
         #: acks a batch of requests there, after their replies).
         self.on_flushed: Callable[[], None] | None = None
+        #: Called on the I/O thread each time the connection becomes ready.
+        self.on_ready: Callable[[], None] | None = None
 
     # -- lifecycle (any thread) -------------------------------------------------------------
 
@@ -506,6 +508,8 @@ class AmqpWorker:
         self.last_error = None
         self._log.info("connected to %s", redact_url(self.url))
         self.ready.set()
+        if self.on_ready is not None:
+            self.on_ready()
         while self._parked:
             self._publish(self._parked.popleft())
         self._flush()

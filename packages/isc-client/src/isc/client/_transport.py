@@ -9,10 +9,10 @@ arguments ``AmqpWorker`` takes.
 
 What runs where: a transport has a loop, like pika's ``IOLoop``. The setup handler, the
 consumers' callbacks, ``on_return``, ``on_disconnect``, ``on_channel_error``, ``on_flushed``,
-timers and an :class:`~isc.client._connection.Outgoing`'s callbacks all run on it, one at a
-time; the channel may only be used there. "On the loop" means on the loop's own thread, or
-on a thread that holds the loop for the moment (a shared loop lends itself to a caller that
-finds it idle, see ``AmqpWorker.submit``).
+``on_ready``, timers and an :class:`~isc.client._connection.Outgoing`'s callbacks all run on
+it, one at a time; the channel may only be used there. "On the loop" means on the loop's own
+thread, or on a thread that holds the loop for the moment (a shared loop lends itself to a
+caller that finds it idle, see ``AmqpWorker.submit``).
 """
 
 from __future__ import annotations
@@ -172,6 +172,9 @@ class Transport(Protocol):
     #: Called on the loop after each batch of submitted items is published. Node only (it
     #: acks the requests whose replies went out).
     on_flushed: Callable[[], None] | None
+    #: Called on the loop each time the connection becomes ready (after :attr:`ready` is
+    #: set). Client only (it wakes the threads in ``wait_connected``).
+    on_ready: Callable[[], None] | None
     #: Counters of republished, nacked and abandoned ``confirm=True`` items. Client only.
     stats: dict[str, int]
     #: The process generation it was built in (``isc.client._process``). Client only.

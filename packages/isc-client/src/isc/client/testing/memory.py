@@ -709,6 +709,7 @@ class MemoryTransport:
         self.refused: AccessRefusedError | None = None
         self.reply_to: str | None = None
         self.on_flushed: Callable[[], None] | None = None
+        self.on_ready: Callable[[], None] | None = None
         self.stats = {"republished": 0, "nacked": 0, "abandoned": 0}
         self._channel: MemoryChannel | None = None
         self._channels = itertools.count(1)
@@ -923,6 +924,8 @@ class MemoryTransport:
         self.connections += 1
         self.last_error = None
         self.ready.set()
+        if self.on_ready is not None:
+            self.on_ready()
         while self._parked:
             self._publish(self._parked.popleft())
         self._flush()
