@@ -18,6 +18,7 @@ import pytest
 from isc.client import (
     Client,
     ClientClosedError,
+    MessageTooLargeError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -216,3 +217,22 @@ def test_replies_finished_together_wake_the_loop_once() -> None:
             loop.run_until_complete(late.aio)
     finally:
         loop.close()
+
+
+def test_the_clients_limits_apply_as_they_are() -> None:
+    fake = FakeClient(max_message_size=1000)
+    fake.answer("users", "echo", lambda text: text)
+
+    async def main() -> None:
+        client = AsyncClient.wrap(fake)
+        assert await client.users.echo("x" * 100) == "x" * 100
+        with pytest.raises(MessageTooLargeError, match="over this client's max_message_size"):
+            await client.users.echo("x" * 2000)
+        with pytest.raises(MessageTooLargeError):
+            await client.notify("big", "x" * 2000)
+        assert client.pending_calls == 0
+
+    try:
+        run(main)
+    finally:
+        fake.stop()
