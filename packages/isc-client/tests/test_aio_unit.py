@@ -236,3 +236,19 @@ def test_the_clients_limits_apply_as_they_are() -> None:
         run(main)
     finally:
         fake.stop()
+
+
+def test_calls_left_on_a_closed_loop_end_quietly_when_the_client_stops(
+    silent: MemoryBroker, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = AsyncClient(exchange="x", transport=silent.transport)
+
+    async def main() -> asyncio.Future[Any]:
+        return client.calc.add.call_async(1, 2)  # never awaited
+
+    future = run(main)  # asyncio.run closes its loop with the call pending
+    assert client.pending_calls == 1
+    client.client.stop()  # fails the call on this thread, the closed loop's own
+    assert client.pending_calls == 0
+    assert not future.done()  # its loop is gone: nobody can await it
+    assert "exception calling callback" not in caplog.text

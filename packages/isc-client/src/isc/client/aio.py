@@ -73,11 +73,11 @@ class _LoopDispatch:
         if self.scheduled:
             return
         self.scheduled = True
-        if threading.get_ident() == self.thread:
-            self.loop.call_soon(self.drain)
-            return
         try:
-            self.loop.call_soon_threadsafe(self.drain)
+            if threading.get_ident() == self.thread:
+                self.loop.call_soon(self.drain)
+            else:
+                self.loop.call_soon_threadsafe(self.drain)
         except RuntimeError:  # the loop was closed: nobody awaits these calls any more
             self.done.clear()
 
