@@ -85,6 +85,8 @@ FASTPATH ?= on
 bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ (FASTPATH=off: stock pika)
 	@echo "==> bench: isc against raw pika, same broker, interleaved rounds (fast path $(FASTPATH))"
 	$(HATCH) run bench:python benchmarks/run.py --rounds 5 --fastpath $(FASTPATH)
+	@echo "==> bench: asyncio clients (isc AsyncClient, aio-pika RPC, FastStream) against raw pika"
+	$(HATCH) run bench:python benchmarks/aio.py --rounds 5
 
 soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
 	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"

@@ -52,19 +52,33 @@ def server(amqp_url: str, exchange: str) -> Callable[..., NodeProcess]:
 
 def run_client(*path: str) -> list[str]:
     """Run an example client program; it must exit 0. Returns its output lines."""
-    program = EXAMPLES.joinpath(*path)
-    done = subprocess.run(
-        [sys.executable, str(program)],
-        capture_output=True,
-        text=True,
-        timeout=CLIENT_TIMEOUT,
-        cwd=program.parent,
-    )
-    assert done.returncode == 0, (
-        f"{program.name} exited {done.returncode}\n"
-        f"--- stdout\n{done.stdout}--- stderr\n{done.stderr}"
-    )
-    return done.stdout.splitlines()
+    return run_clients(path)[0]
+
+
+def run_clients(*paths: Sequence[str]) -> list[list[str]]:
+    """Run example client programs side by side (each must exit 0); their output lines."""
+    programs = [EXAMPLES.joinpath(*path) for path in paths]
+    running = [
+        subprocess.Popen(
+            [sys.executable, str(program)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=program.parent,
+        )
+        for program in programs
+    ]
+    outputs = []
+    for program, proc in zip(programs, running):
+        try:
+            stdout, stderr = proc.communicate(timeout=CLIENT_TIMEOUT)
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, (
+            f"{program.name} exited {proc.returncode}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+        )
+        outputs.append(stdout.splitlines())
+    return outputs
 
 
 def stop_all(servers: Sequence[NodeProcess]) -> None:
@@ -115,16 +129,23 @@ def test_quickstart_programs_run_unchanged(amqp_url: str, exchange: str) -> None
         stop_all([node])
 
 
+# Each chapter's client runs side by side with its asyncio form (isc.client.aio).
+
+
 def test_chapter2_comprehensive_example(server: Callable[..., NodeProcess]) -> None:
     with server("chapter2", "server.py", service="example") as node:
-        run_client("chapter2", "client.py")  # the client's asserts are the test
+        # The clients' asserts are the test.
+        run_clients(("chapter2", "client.py"), ("chapter2", "client_asyncio.py"))
         wait_for_line(node, "Got stuff: {'foo': 'bar'}")
+        wait_for_line(node, "Got stuff: {'foo': 'bar', 'via': 'asyncio'}")
         stop_all([node])
 
 
 def test_chapter3_simple_server_and_client(server: Callable[..., NodeProcess]) -> None:
     with server("chapter3", "users_service.py", service="users") as node:
-        assert run_client("chapter3", "app.py") == ["Andrew", "Victoria", "None"]
+        threaded, asyncio_form = run_clients(("chapter3", "app.py"), ("chapter3", "app_asyncio.py"))
+        assert threaded == ["Andrew", "Victoria", "None"]
+        assert asyncio_form == ["Andrew", "['Victoria', None, 'Andrew']"]
         stop_all([node])
 
 
@@ -132,8 +153,10 @@ def test_chapter4_two_services(server: Callable[..., NodeProcess]) -> None:
     users = server("chapter4", "users_service.py", service="users")
     messages = server("chapter4", "messages_service.py", service="messages")
     with users, messages:
-        assert run_client("chapter4", "app.py") == ["Message send!"]
+        outputs = run_clients(("chapter4", "app.py"), ("chapter4", "app_asyncio.py"))
+        assert outputs == [["Message send!"], ["Message send!"]]
         wait_for_line(users, "New message for user Andrew: Hello!")
+        wait_for_line(users, "New message for user Andrew: Hello from asyncio!")
         stop_all([users, messages])
 
 

@@ -8,6 +8,7 @@ default; the isc 2 node accepts it with ``--allow-pickle``). msgpack is skipped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from uuid import UUID
 import pytest
 
 from isc.client import Client, RemoteException
+from isc.client.aio import AsyncClient
 from isc.core import AbstractCodec
 from isc_testing import wait_for
 from isc_testing.legacy import LegacyEnv, LegacyEnvError, ensure_legacy_env, run_legacy_script
@@ -140,7 +142,9 @@ def test_old_client_calls_new_node(
 # -- isc 2 client -> old node ----------------------------------------------------------------
 
 
-def test_new_client_calls_old_node(client: Client, legacy_codec: AbstractCodec) -> None:
+def test_new_client_calls_old_node(
+    client: Client, legacy_codec: AbstractCodec, amqp_url: str, exchange: str
+) -> None:
     assert client.legacy.add(2, 3) == 5
     assert client.legacy.add(a=20, b=22) == 42
     assert client.invoke("legacy", "add", "x", "y") == "xy"
@@ -173,6 +177,21 @@ def test_new_client_calls_old_node(client: Client, legacy_codec: AbstractCodec) 
         assert [type(v) for v in args] == [datetime, datetime, UUID, bytes]
 
     assert client.legacy.add(40, 2) == 42  # still serving after all the errors
+
+    # The asyncio client, on a connection of its own, speaks the same wire.
+    async def awaited() -> None:
+        async with AsyncClient(amqp_url, exchange=exchange, codec=legacy_codec) as aio:
+            assert await aio.legacy.add(2, 3) == 5
+            sums = await asyncio.gather(*(aio.legacy.add(a=i, b=1) for i in range(20)))
+            assert sums == [i + 1 for i in range(20)]
+            with pytest.raises(RemoteException, match=r"^testing$"):
+                await aio.legacy.raise_error()
+            assert await aio.legacy.raise_empty() is None
+            if legacy_codec.content_type in ("typedjson", "pickle"):
+                args, _kwargs = await aio.legacy.echo(*typed_values())
+                assert list(args) == typed_values()
+
+    asyncio.run(awaited())
 
 
 def test_new_client_notifies_old_node(

@@ -359,8 +359,13 @@ class Client:
         timeout: float,
         *,
         timer: bool,
+        future_type: type[FutureResult] = FutureResult,
     ) -> FutureResult:
-        """Send a call; with ``timer``, the I/O thread fails it after ``timeout`` seconds."""
+        """Send a call; with ``timer``, the I/O thread fails it after ``timeout`` seconds.
+
+        ``future_type``: the class of the returned future (``isc.client.aio`` finishes
+        asyncio futures from its own).
+        """
         validate_service_name(self._exchange, service)
         codec = self._codec
         name = f"{service}.{method}"
@@ -369,7 +374,7 @@ class Client:
         inject_trace_context(request.headers)  # W3C traceparent when OpenTelemetry is installed
         envelope = request.encode(codec)  # encode errors reach the caller right here
         self._check_size(envelope, f"the request to {service}.{method}")
-        future = FutureResult(name, correlation_id=request.correlation_id)
+        future = future_type(name, correlation_id=request.correlation_id)
         call = PendingCall(future, codec, name, timeout)
         cid = request.correlation_id
         worker = self._get_worker()
