@@ -160,9 +160,11 @@ def test_chapter4_two_services(server: Callable[..., NodeProcess]) -> None:
         stop_all([users, messages])
 
 
-def test_chapter5_timers(server: Callable[..., NodeProcess]) -> None:
+@pytest.mark.parametrize("app", ["app.py", "app_asyncio.py"])
+def test_chapter5_timers(server: Callable[..., NodeProcess], app: str) -> None:
+    # Each form against a node of its own: both reset the one tick counter.
     with server("chapter5", "tick_service.py", service="ticker") as node:
-        lines = run_client("chapter5", "app.py")
+        lines = run_client("chapter5", app)
         stop_all([node])
     assert len(lines) == 5, lines
     reset, first, second, reset_again, third = (int(line) for line in lines)

@@ -42,6 +42,7 @@ TESTED = {
     "docs/examples/chapter2/client_asyncio.py": "integration-tests/test_examples.py",
     "docs/examples/chapter3/app_asyncio.py": "integration-tests/test_examples.py",
     "docs/examples/chapter4/app_asyncio.py": "integration-tests/test_examples.py",
+    "docs/examples/chapter5/app_asyncio.py": "integration-tests/test_examples.py",
     "docs/examples/asyncio/fastapi_app.py": "integration-tests/test_aio_client.py",
     "docs/examples/client_codecs.py": "packages/isc-codecs/tests/test_docs_codecs.py",
     "docs/examples/custom_codec.py": "packages/isc-codecs/tests/test_docs_codecs.py",
