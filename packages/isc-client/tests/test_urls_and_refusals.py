@@ -41,6 +41,13 @@ class TestClientUrls:
         assert "pa%23" not in repr(client)
         assert "admin:***@broker:5672" in repr(client)
 
+    def test_several_urls_are_accepted_as_a_list_or_comma_separated(self) -> None:
+        second = "amqp://guest:guest@127.0.0.1:2/"
+        assert Client([URL, second])._url == f"{URL},{second}"
+        assert Client(url=f"{URL}, {second}")._url == f"{URL},{second}"
+        with pytest.raises(ConfigurationError, match="no scheme"):
+            Client([URL, "localhost:5672"])
+
     def test_another_transport_takes_its_own_urls(self) -> None:
         broker = MemoryBroker()
         assert Client("memory://x", transport=broker.transport)._url == "memory://x"
@@ -76,6 +83,13 @@ class TestCliUrls:
         assert err.startswith("error: $ISC_URL: invalid broker URL")
         assert "top#secret" not in err
         assert "secret" not in err
+
+    def test_several_urls_come_from_isc_url_or_url(self) -> None:
+        env = {"ISC_URL": "amqp://a:5672/,amqp://b:5672/"}
+        assert cli.resolve_settings(None, None, env).url == "amqp://a:5672/,amqp://b:5672/"
+        assert cli.resolve_settings("amqp://c/, amqp://d/", None, env).url == "amqp://c/,amqp://d/"
+        with pytest.raises(ConfigurationError, match=r"^\$ISC_URL: invalid broker URL"):
+            cli.resolve_settings(None, None, {"ISC_URL": "amqp://a/,localhost"})
 
     def test_isc_run_checks_the_url_too(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert cli.main(["run", "calc:Calc", "--url", "127.0.0.1"]) == cli.EXIT_USAGE
@@ -158,6 +172,50 @@ class TestRefusedLogin:
         assert "cannot connect" in records[0].getMessage()
         assert "reconnecting to" in records[0].getMessage()
         worker._ioloop.close()
+
+    def test_several_urls_are_tried_in_turn_with_backoff_per_round(
+        self, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        urls = [f"amqp://guest:guest@127.0.0.1:{port}/" for port in (1, 2, 3)]
+        worker = AmqpWorker(
+            ",".join(urls),
+            "isc",
+            connect_timeout=1,
+            reconnect_timeout=10,
+            setup=lambda channel, ready: None,
+            on_return=lambda method, properties: None,
+            on_disconnect=lambda exc: None,
+        )
+        caplog.set_level(logging.DEBUG, logger="isc")
+        first = worker.url_index
+        tried = []
+        for _ in range(6):
+            tried.append(worker.url)
+            worker._on_connection_error(None, ConnectionRefusedError(111, "Connection refused"))
+        # every member in turn, from where this worker started
+        assert tried == [urls[(first + i) % 3] for i in range(6)]
+        lines = [r.getMessage() for r in caplog.records if r.name.startswith("isc")]
+        delays = [line.rsplit(" in ", 1)[1] for line in lines]
+        assert delays == ["0.1s", "0.1s", "0.1s", "0.2s", "0.2s", "0.2s"], lines
+        worker._ioloop.close()
+
+    def test_workers_of_one_process_spread_over_the_urls(self) -> None:
+        urls = ",".join(f"amqp://127.0.0.1:{port}/" for port in (1, 2, 3))
+        workers = [
+            AmqpWorker(
+                urls,
+                "isc",
+                connect_timeout=1,
+                reconnect_timeout=1,
+                setup=lambda channel, ready: None,
+                on_return=lambda method, properties: None,
+                on_disconnect=lambda exc: None,
+            )
+            for _ in range(3)
+        ]
+        assert sorted(w.url_index for w in workers) == [0, 1, 2]
+        for worker in workers:
+            worker._ioloop.close()
 
     def test_pending_calls_fail_at_once(self) -> None:
         table = CallTable(URL, "isc", max_message_size=None, max_pending=10)

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from isc.core import ConfigurationError, check_broker_url
+from isc.core import (
+    ConfigurationError,
+    check_broker_url,
+    check_broker_urls,
+    join_broker_urls,
+    redact_url,
+    split_broker_urls,
+)
 
 
 @pytest.mark.parametrize(
@@ -60,3 +67,53 @@ def test_a_password_is_not_shown_when_the_port_is_wrong() -> None:
 def test_a_non_string_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="not a string"):
         check_broker_url(None)
+
+
+class TestSeveralUrls:
+    """Several brokers (a cluster's members): a list, or one comma-separated string."""
+
+    def test_a_comma_separated_string_is_split_and_each_url_checked(self) -> None:
+        assert check_broker_urls("amqp://a:5672/, amqps://u:p@b:5671/vh") == (
+            "amqp://a:5672/",
+            "amqps://u:p@b:5671/vh",
+        )
+
+    def test_a_list_is_taken_as_given(self) -> None:
+        urls = ["amqp://a/", "amqp://b/", "amqp://c/"]
+        assert check_broker_urls(urls) == tuple(urls)
+        assert check_broker_urls(tuple(urls)) == tuple(urls)
+
+    def test_one_url_is_a_list_of_one(self) -> None:
+        assert check_broker_urls("amqp://guest:guest@127.0.0.1:5672/") == (
+            "amqp://guest:guest@127.0.0.1:5672/",
+        )
+
+    def test_a_comma_in_a_password_does_not_split_the_url(self) -> None:
+        url = "amqp://user:pa,ss@host:5672/"
+        assert split_broker_urls(url) == [url]
+        assert check_broker_urls(f"{url},amqp://other/") == (url, "amqp://other/")
+
+    @pytest.mark.parametrize(
+        ("urls", "says"),
+        [
+            ("amqp://a/,http://b/", "scheme 'http://'"),
+            (["amqp://a/", "localhost"], "no scheme"),
+            ([], "no broker URL"),
+            (["amqp://a/", 5], "must be a string"),
+            (42, "string or a list"),
+        ],
+    )
+    def test_any_bad_url_fails_the_whole_list(self, urls: object, says: str) -> None:
+        with pytest.raises(ConfigurationError, match=says):
+            check_broker_urls(urls)
+
+    def test_each_password_is_masked_in_a_list(self) -> None:
+        shown = redact_url("amqp://u:secret1@a/,amqp://v:secret2@b/")
+        assert shown == "amqp://u:***@a/,amqp://v:***@b/"
+        with pytest.raises(ConfigurationError) as caught:
+            check_broker_urls("amqp://u:secret1@a/,amqp://v:secret2@b:x/")
+        assert "secret" not in str(caught.value)
+
+    def test_join_is_the_inverse_of_split(self) -> None:
+        urls = ["amqp://a/", "amqp://u:p,q@b/"]
+        assert split_broker_urls(join_broker_urls(urls)) == urls

@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from isc.core import (
@@ -22,7 +23,7 @@ from isc.core import (
     Notification,
     Request,
     TypedJSONCodec,
-    check_broker_url,
+    check_broker_urls,
     fanout_exchange_name,
     redact_url,
     service_routing_key,
@@ -64,7 +65,10 @@ class Client:
 
     :param host: the broker URL, ``amqp://user:password@host:5672/vhost`` (or ``amqps://``);
         a password's reserved characters (``@ : / ? #``) percent-encoded. A malformed URL
-        raises :class:`ConfigurationError` at once. isclib 1.x's name for it.
+        raises :class:`ConfigurationError` at once. isclib 1.x's name for it. Several URLs
+        (the members of a RabbitMQ cluster), as a list or one comma-separated string: the
+        client connects to one of them (processes and clients spread over them) and fails
+        over to the next when it cannot connect or loses its connection (docs/cluster.md).
     :param url: the same, under the name ``Node`` uses (give ``host`` or ``url``, not both).
         Checked only for the default transport: another one takes the URL as given.
     :param exchange: the isc exchange; services and clients must agree on it.
@@ -92,14 +96,14 @@ class Client:
 
     def __init__(
         self,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         exchange: str = DEFAULT_EXCHANGE,
         codec: AbstractCodec | type[AbstractCodec] | None = None,
         connect_timeout: float = 2,
         reconnect_timeout: float = 3,
         invoke_timeout: float = 20,
         *,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_notifications: int = 10_000,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
@@ -110,7 +114,10 @@ class Client:
             raise ConfigurationError("give the broker URL as host= or url=, not both")
         given = url if url is not None else host if host is not None else DEFAULT_URL
         # The URL is AMQP's business: another transport (e.g. in-memory) takes what it likes.
-        self._url = check_broker_url(given) if transport is AmqpWorker else given
+        if transport is AmqpWorker:
+            self._url = ",".join(check_broker_urls(given))
+        else:
+            self._url = given if isinstance(given, str) else ",".join(given)
         self._exchange = validate_exchange_name(exchange)
         self._codec = _as_codec(codec)
         self._connect_timeout = connect_timeout

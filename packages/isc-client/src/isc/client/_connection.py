@@ -20,6 +20,11 @@ On stock pika (:class:`isc.client._wire.Wire`) every publish is handed to the I/
 callers wait on their futures. This module uses pika's public API only; the wire does the
 rest.
 
+Given several broker URLs (the members of a RabbitMQ cluster), a worker starts with one of
+them (round-robin from a random offset per process: workers spread over the members) and,
+when a connection attempt fails or a ready connection drops, moves on to the next one,
+with the usual backoff (doubling after each full round of the URLs).
+
 Items submitted with ``confirm=True`` (notifications) go out on a second channel in
 publisher-confirm mode and count against a bounded buffer (:mod:`isc.client._confirms`)
 until the broker confirms them. Calls use a channel without confirms: the broker would
@@ -29,8 +34,10 @@ otherwise ack every request.
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import os
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +54,7 @@ from isc.core import (
     ConnectionLostError,
     Envelope,
     WrongThreadError,
+    check_broker_urls,
     redact_url,
 )
 
@@ -70,6 +78,10 @@ PIKA_QUIETED_LOGGERS = (
     "pika.adapters.base_connection",
     "pika.connection",
 )
+
+#: Which of several broker URLs the next worker of this process starts with (modulo their
+#: number): a random offset per process, then round-robin, so workers spread over members.
+_FIRST_URL = itertools.count(random.randrange(1 << 16))
 
 #: AMQP reply codes of a refused login or vhost: retrying cannot help.
 _REFUSED_CODES = (403, 530)
@@ -163,6 +175,9 @@ class AmqpWorker:
     """Owns the connection, the topology and the reply queue; reconnects with backoff.
 
     The real :class:`~isc.client._transport.Transport`: a pika connection to RabbitMQ.
+    ``url`` may name several brokers (comma-separated, see
+    :func:`~isc.core.check_broker_urls`): the worker connects to one and fails over to the
+    next (see the module's docstring).
     """
 
     def __init__(
@@ -184,14 +199,18 @@ class AmqpWorker:
         fastpath: bool | None = None,
         on_refused: Callable[[AccessRefusedError], None] | None = None,
     ) -> None:
-        self.url = url
+        #: The broker URLs this worker connects to, one at a time.
+        self.urls = check_broker_urls(url)
         self.exchange = exchange
         _quiet_pika()
-        self._params = pika.URLParameters(url)
-        self._params.socket_timeout = connect_timeout
-        self._params.stack_timeout = max(connect_timeout, 1.0) * 2
-        self._params.connection_attempts = 1
-        self._params.client_properties = {"connection_name": f"{name} pid={os.getpid()}"}
+        self._params = [pika.URLParameters(one) for one in self.urls]
+        for params in self._params:
+            params.socket_timeout = connect_timeout
+            params.stack_timeout = max(connect_timeout, 1.0) * 2
+            params.connection_attempts = 1
+            params.client_properties = {"connection_name": f"{name} pid={os.getpid()}"}
+        #: The index in :attr:`urls` of the broker connected to, or tried next.
+        self.url_index = next(_FIRST_URL) % len(self.urls)
         self._reconnect_timeout = reconnect_timeout
         self._setup = setup
         self._on_return = on_return
@@ -223,7 +242,7 @@ class AmqpWorker:
         #: Why the broker refused this connection for good (None unless it did).
         self.refused: AccessRefusedError | None = None
         #: Notifications until the broker confirms them (bounded by ``max_buffered``).
-        self.confirm_buffer = ConfirmBuffer(url, max_buffered)
+        self.confirm_buffer = ConfirmBuffer(",".join(self.urls), max_buffered)
         #: Counters: items published again after a reconnect, items the broker nacked,
         #: confirm=True items abandoned at shutdown.
         self.stats = self.confirm_buffer.stats
@@ -248,6 +267,11 @@ class AmqpWorker:
         self.on_flushed: Callable[[], None] | None = None
         #: Called on the I/O thread each time the connection becomes ready.
         self.on_ready: Callable[[], None] | None = None
+
+    @property
+    def url(self) -> str:
+        """The broker URL connected to, or tried next."""
+        return self.urls[self.url_index]
 
     # -- lifecycle (any thread) -------------------------------------------------------------
 
@@ -407,7 +431,7 @@ class AmqpWorker:
             return
         self._log.debug("connecting to %s", redact_url(self.url))
         self._connection = self.wire.connect(
-            self._params,
+            self._params[self.url_index],
             self._ioloop,
             on_open=self._on_connection_open,
             on_open_error=self._on_connection_error,
@@ -416,15 +440,22 @@ class AmqpWorker:
 
     def _schedule_reconnect(self, what: str, level: int = logging.WARNING) -> None:
         """Reconnect after a backoff (doubling from 0.1 s up to ``reconnect_timeout``), and
-        log ``what`` happened and when the next attempt is: one line per attempt."""
+        log ``what`` happened and when the next attempt is: one line per attempt.
+
+        With several URLs the attempt goes to the next one, and the backoff doubles only
+        after each full round of them."""
         if self._stopping:
             self._ioloop.stop()
             return
-        url = redact_url(self.url)
         if self._reconnect_timeout <= 0:
-            self._log.error("%s; not reconnecting to %s (reconnect_timeout=0)", what, url)
+            self._log.error(
+                "%s; not reconnecting to %s (reconnect_timeout=0)", what, redact_url(self.url)
+            )
             return
-        delay = min(self._reconnect_timeout, 0.1 * (2**self._attempt))
+        count = len(self.urls)
+        self.url_index = (self.url_index + 1) % count
+        url = redact_url(self.url)
+        delay = min(self._reconnect_timeout, 0.1 * (2 ** (self._attempt // count)))
         self._attempt += 1
         self._log.log(level, "%s; reconnecting to %s in %.1fs", what, url, delay)
         self._ioloop.call_later(delay, self._connect)

@@ -9,8 +9,10 @@
     isc --version
 
 Every command takes ``--url`` and ``--exchange`` (else ``ISC_URL`` / ``ISC_EXCHANGE``, else
-the defaults). Arguments are parsed as JSON; a value that is not valid JSON is a string,
-except one that starts with ``{`` or ``[``, which is a usage error.
+the defaults); ``--url`` and ``ISC_URL`` may list several brokers, comma-separated (the members
+of a cluster: the command connects to one that answers). Arguments are parsed as JSON; a
+value that is not valid JSON is a string, except one that starts with ``{`` or ``[``, which is
+a usage error.
 Exit codes: 0 success, 1 failure (remote error, unreachable broker), 2 usage error or timeout.
 
 This module uses only the standard library and the isc client packages: it never imports
@@ -42,8 +44,9 @@ from isc.core import (
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
-    check_broker_url,
+    check_broker_urls,
     redact_url,
+    split_broker_urls,
 )
 
 from ._client import Client
@@ -140,7 +143,7 @@ def resolve_settings(
     if not url:
         url, source = env.get(ENV_URL, "").strip(), f"${ENV_URL}"
     try:
-        checked = check_broker_url(url or DEFAULT_URL)
+        checked = ",".join(check_broker_urls(url or DEFAULT_URL))
     except ConfigurationError as exc:
         raise ConfigurationError(f"{source}: {exc}") from None
     return Settings(
@@ -203,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     where = argparse.ArgumentParser(add_help=False)
     group = where.add_argument_group("connection")
     group.add_argument(
-        "--url", help=f"the broker URL (default: ${ENV_URL} or {redact_url(DEFAULT_URL)})"
+        "--url",
+        help="the broker URL, or several comma-separated (the members of a cluster; one that "
+        f"answers is used) (default: ${ENV_URL} or {redact_url(DEFAULT_URL)})",
     )
     group.add_argument(
         "--exchange", help=f"the isc exchange (default: ${ENV_EXCHANGE} or {DEFAULT_EXCHANGE!r})"
@@ -679,14 +684,15 @@ def _report(exc: IscError) -> int:
 
 
 def _scrub(text: str, url: str) -> str:
-    """``text`` with the password of ``url`` (if any) masked."""
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        return text
-    if password:
-        for form in {password, unquote(password)}:
-            text = text.replace(form, "***")
+    """``text`` with the password of ``url`` (of each, for several) masked."""
+    for one in split_broker_urls(url):
+        try:
+            password = urlsplit(one).password
+        except ValueError:
+            continue
+        if password:
+            for form in {password, unquote(password)}:
+                text = text.replace(form, "***")
     return text
 
 

@@ -59,7 +59,16 @@ from .protocol import (
     Request,
     exception_type_name,
 )
-from .urls import DEFAULT_URL, URL_FORM, URL_SCHEMES, check_broker_url, redact_url
+from .urls import (
+    DEFAULT_URL,
+    URL_FORM,
+    URL_SCHEMES,
+    check_broker_url,
+    check_broker_urls,
+    join_broker_urls,
+    redact_url,
+    split_broker_urls,
+)
 
 __all__ = [
     "__version__",
@@ -87,6 +96,9 @@ __all__ = [
     "URL_FORM",
     "URL_SCHEMES",
     "check_broker_url",
+    "check_broker_urls",
+    "join_broker_urls",
+    "split_broker_urls",
     "redact_url",
     # codecs
     "OBJECT_TYPE_KEY",

@@ -4,15 +4,30 @@
 :func:`check_broker_url` before using it, so a mistyped URL fails the same way everywhere:
 one :class:`~isc.core.errors.ConfigurationError` line naming the expected form, never a
 password. :func:`redact_url` masks the password of any URL, even one that does not parse.
+
+Where a RabbitMQ cluster serves, several URLs may be given (one per member): a list, or one
+string with the URLs separated by commas (``ISC_URL``, ``--url``). :func:`check_broker_urls`
+splits and checks them; a comma inside a password does not split it.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
-__all__ = ["DEFAULT_URL", "URL_SCHEMES", "URL_FORM", "check_broker_url", "redact_url"]
+__all__ = [
+    "DEFAULT_URL",
+    "URL_SCHEMES",
+    "URL_FORM",
+    "check_broker_url",
+    "check_broker_urls",
+    "join_broker_urls",
+    "redact_url",
+    "split_broker_urls",
+]
 
 #: The broker isc connects to when no URL is given (isclib 1.x's default).
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
@@ -38,12 +53,47 @@ def _split_userinfo(url: str) -> tuple[str, str, str] | None:
     return head + sep, userinfo, after
 
 
+#: A piece of a comma-separated list that starts a new URL: it begins with ``scheme://``.
+_URL_START = re.compile(r"\s*[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def split_broker_urls(text: str) -> list[str]:
+    """The URLs of a comma-separated list, e.g. ``ISC_URL="amqp://a/,amqp://b/"``.
+
+    A comma inside a URL's user information (``user:pa,ss@host``) does not split it; any other
+    comma does. Surrounding whitespace is dropped. No URL is checked here.
+    """
+    urls: list[str] = []
+    for piece in text.split(","):
+        in_password = urls and "@" not in urls[-1] and "@" in piece
+        if in_password and not _URL_START.match(piece):
+            urls[-1] += "," + piece  # a comma inside the previous URL's user information
+        else:
+            urls.append(piece)
+    return [url.strip() for url in urls]
+
+
+def join_broker_urls(urls: Sequence[str]) -> str:
+    """The comma-separated form of ``urls`` (what ``ISC_URL`` and ``--url`` take)."""
+    return ",".join(urls)
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password replaced by ``***``, for logs and error messages.
 
     Works on any text: a URL that does not parse (say, a password with an unencoded ``#``)
-    still has everything between ``user:`` and the last ``@`` masked.
+    still has everything between ``user:`` and the last ``@`` masked. A comma-separated list
+    of URLs has each one's password masked.
     """
+    if "," in url:
+        urls = split_broker_urls(url)
+        if len(urls) > 1:
+            return ",".join(_redact_one(one) for one in urls)
+    return _redact_one(url)
+
+
+def _redact_one(url: str) -> str:
+    """:func:`redact_url` of a single URL."""
     parts = _split_userinfo(url)
     if parts is None:
         return url
@@ -87,6 +137,34 @@ def check_broker_url(url: object) -> str:
     if not host:
         raise ConfigurationError(f"invalid broker URL {shown!r}: no host; expected {URL_FORM}")
     return url
+
+
+def check_broker_urls(urls: object) -> tuple[str, ...]:
+    """The broker URLs in ``urls``, each passed through :func:`check_broker_url`.
+
+    ``urls`` is one URL, a comma-separated list of URLs (``"amqp://a/,amqp://b/"``), or a
+    list or tuple of them (the members of a RabbitMQ cluster). Raises
+    :class:`~isc.core.errors.ConfigurationError` for an empty list or any bad URL (naming it,
+    its password masked).
+    """
+    if isinstance(urls, str):
+        pieces = split_broker_urls(urls) if urls.strip() else [urls]
+    elif isinstance(urls, (list, tuple)):
+        pieces = []
+        for url in urls:
+            if not isinstance(url, str):
+                raise ConfigurationError(
+                    f"a broker URL must be a string, got {type(url).__name__}; expected {URL_FORM}"
+                )
+            pieces.extend(split_broker_urls(url) if url.strip() else [url])
+    else:
+        raise ConfigurationError(
+            f"the broker URL must be a string or a list of strings, got {type(urls).__name__}; "
+            f"expected {URL_FORM}"
+        )
+    if not pieces:
+        raise ConfigurationError(f"no broker URL given; expected {URL_FORM}")
+    return tuple(check_broker_url(url) for url in pieces)
 
 
 def _scrub(text: str, url: str) -> str:

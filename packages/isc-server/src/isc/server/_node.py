@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import gevent
@@ -51,7 +51,7 @@ from isc.core import (
     Request,
     TypedJSONCodec,
     broadcast_queue_name,
-    check_broker_url,
+    check_broker_urls,
     describe_payload,
     fanout_exchange_name,
     redact_url,
@@ -123,7 +123,10 @@ class Node:
         a password's reserved characters percent-encoded; a malformed URL raises
         :class:`~isc.core.ConfigurationError` at once (with the default transport). A broker
         that refuses the credentials stops the node: :meth:`run` raises
-        :class:`~isc.core.AccessRefusedError`.
+        :class:`~isc.core.AccessRefusedError`. Several URLs (the members of a RabbitMQ
+        cluster), as a list or one comma-separated string: the node connects to one of them
+        and fails over to the next when it cannot connect or loses its connection
+        (docs/cluster.md).
     :param exchange: the isc exchange; services and clients must agree on it.
     :param thread_pool_size: how many calls run at once (the greenlet pool and the prefetch).
     :param listener_pool_size: how many listeners (``@on`` handlers) run at once, apart from
@@ -167,7 +170,7 @@ class Node:
     def __init__(
         self,
         hostname: str = "127.0.0.1",
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         exchange: str = DEFAULT_EXCHANGE,
         thread_pool_size: int = 8,
         *,
@@ -201,7 +204,14 @@ class Node:
             )
         url = url if url is not None else f"amqp://guest:guest@{hostname}/"
         # The URL is AMQP's business: another transport (e.g. in-memory) takes what it likes.
-        self.url = check_broker_url(url) if transport is None else url
+        #: The broker URL (several: comma-separated).
+        self.url = (
+            ",".join(check_broker_urls(url))
+            if transport is None
+            else url
+            if isinstance(url, str)
+            else ",".join(url)
+        )
         self.exchange = validate_exchange_name(exchange)
         self.concurrency = thread_pool_size
         self.drain_timeout = drain_timeout
