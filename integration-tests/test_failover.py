@@ -11,9 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+import pika
 import pytest
 
 from isc.client import Client, IscError
+from isc.core import service_queue_name
 from isc_testing import TcpProxy, wait_for
 from isc_testing.nodes import NodeProcess
 
@@ -90,3 +92,30 @@ def test_a_client_and_a_node_fail_over_when_their_member_goes(
         # the node and the client both went on to the last member left
         wait_for(lambda: members[0].active_connections == 2, timeout=5, message="both to move")
         assert client.calc.add(2, 2) == 4
+
+
+def _delete_queue(url: str, queue: str) -> None:
+    """Delete ``queue`` as an operator would (its consumers get ``basic.cancel``)."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        connection.channel().queue_delete(queue)
+    finally:
+        connection.close()
+
+
+def test_a_node_whose_service_queue_is_deleted_serves_again_within_a_second(
+    amqp_url: str, exchange: str
+) -> None:
+    with (
+        NodeProcess.serve(amqp_url, exchange, "calc:Calc") as node,
+        Client(amqp_url, exchange=exchange, invoke_timeout=5) as client,
+    ):
+        assert client.calc.add(1, 1) == 2
+        _delete_queue(amqp_url, service_queue_name(exchange, "calc"))
+        started = time.monotonic()
+        wait_for(lambda: _answers(client), timeout=3, message="calls to succeed again")
+        elapsed = time.monotonic() - started
+        print(f"\nqueue deleted: calls succeed {elapsed:.2f}s later")
+        assert elapsed < 1.5
+        wait_for(lambda: "cancelled this node's consumer" in node.output, timeout=2)
+        assert node.output.count("cancelled this node's consumer") == 1

@@ -16,7 +16,7 @@ import pytest
 from isc.client import Client
 from isc.client.testing import wait_for
 from isc.client.testing.memory import MemoryBroker
-from isc.core import RemoteException, ServiceNotFoundError, TimeoutException
+from isc.core import ConnectionLostError, RemoteException, ServiceNotFoundError, TimeoutException
 from isc.server import Node, expose, on
 
 
@@ -159,3 +159,52 @@ def test_a_second_stop_signal_stops_at_once(caplog: pytest.LogCaptureFixture) ->
     finally:
         client.stop()
         node.stop()
+
+
+def test_a_deleted_service_queue_is_recreated_and_consumed_again(
+    served: tuple[MemoryBroker, Calc, Client], caplog: pytest.LogCaptureFixture
+) -> None:
+    broker, _calc, client = served
+    assert client.calc.add(1, 1) == 2
+    assert broker.delete_queue("mem_service_calc")
+    wait_for(lambda: broker.consumers("mem_service_calc") == 1, timeout=1)
+    assert client.calc.add(2, 2) == 4
+    lines = [
+        r.getMessage() for r in caplog.records if "cancelled this node's consumer" in r.getMessage()
+    ]
+    assert len(lines) == 1, lines
+    assert "service 'calc'" in lines[0]
+
+
+def test_a_deleted_notification_queue_is_replaced(
+    served: tuple[MemoryBroker, Calc, Client],
+) -> None:
+    broker, calc, client = served
+    (old,) = [name for name in broker.queues() if name.startswith("fanout_callback_")]
+    assert broker.delete_queue(old)
+
+    def replaced() -> bool:
+        names = [name for name in broker.queues() if name.startswith("fanout_callback_")]
+        return len(names) == 1 and names[0] != old and broker.consumers(names[0]) == 1
+
+    wait_for(replaced, timeout=1)
+    client.notify("added", 7)
+    wait_for(lambda: calc.heard, timeout=5)
+    assert calc.heard == [(7,)]
+
+
+def test_a_deleted_reply_queue_fails_the_waiting_calls_and_is_replaced(
+    served: tuple[MemoryBroker, Calc, Client],
+) -> None:
+    broker, _calc, client = served
+    assert client.calc.add(1, 1) == 2
+    waiting = client.calc.slow.call_async()
+    worker = client._worker
+    assert worker is not None
+    old = worker.reply_to
+    assert old is not None
+    assert broker.delete_queue(old)
+    with pytest.raises(ConnectionLostError, match="reply queue was deleted"):
+        waiting.result(2)
+    assert client.calc.add(3, 4) == 7
+    assert worker.reply_to != old

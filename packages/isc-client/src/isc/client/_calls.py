@@ -25,6 +25,7 @@ from isc.core import (
     AbstractCodec,
     AccessRefusedError,
     ClientClosedError,
+    ConnectionLostError,
     DecodeError,
     MessageTooLargeError,
     Reply,
@@ -182,16 +183,52 @@ class CallTable:
             durable=False,
             auto_delete=False,
         )
+        channel.add_on_cancel_callback(lambda frame: self.on_reply_queue_cancelled(channel))
+
+        def consuming(_frame: object) -> None:
+            ready()  # the transport calls on_ready() once it is ready (confirms may come first)
+
+        worker.reply_to = None
+        self.consume_reply_queue(channel, consuming)
+
+    def consume_reply_queue(
+        self, channel: AmqpChannel, callback: Callable[[object], None] | None = None
+    ) -> None:
+        """Declare a new exclusive reply queue, bind it and consume it (on the loop)."""
+        worker = self.worker
+        assert worker is not None
         queue = reply_queue_name()
         channel.queue_declare(queue, exclusive=True, auto_delete=True)
         # isclib 1.x nodes publish replies to the exchange with routing key = reply_to.
         channel.queue_bind(queue, self.exchange, routing_key=queue)
-
-        def consuming(_frame: object) -> None:
+        if worker.reply_to is not None:
+            # Requests published from now on come after the declaration on this channel:
+            # their replies find the new queue, which holds them until the consumer starts.
             worker.reply_to = queue
-            ready()  # the transport calls on_ready() once it is ready (confirms may come first)
+
+        def consuming(frame: object) -> None:
+            worker.reply_to = queue
+            if callback is not None:
+                callback(frame)
 
         channel.basic_consume(queue, self.on_delivery, auto_ack=True, callback=consuming)
+
+    def on_reply_queue_cancelled(self, channel: AmqpChannel) -> None:
+        """The broker cancelled the reply queue's consumer (the queue was deleted): the calls
+        waiting for a reply fail at once (it cannot arrive), and a new reply queue serves the
+        calls made from now on."""
+        worker = self.worker
+        if worker is None or not channel.is_open or worker.channel is not channel:
+            return
+        log.warning(
+            "the broker cancelled this client's reply queue consumer (queue %r deleted?); "
+            "calls waiting for a reply fail, and a new reply queue takes over",
+            worker.reply_to,
+        )
+        self.fail_pending(
+            ConnectionLostError("the reply queue was deleted by the broker"), only_sent=True
+        )
+        self.consume_reply_queue(channel)
 
     def on_delivery(
         self, channel: object, method: object, properties: pika.spec.BasicProperties, body: bytes

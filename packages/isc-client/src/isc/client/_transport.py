@@ -130,6 +130,11 @@ class AmqpChannel(Protocol):
     ) -> Any:
         """Stop the consumer ``consumer_tag`` (unacked deliveries stay unacked). Node only."""
 
+    def add_on_cancel_callback(self, callback: Callable[[Any], None]) -> Any:
+        """Call ``callback(frame)`` (on the loop) when the broker cancels a consumer of this
+        channel (``basic.cancel``: its queue was deleted, or its cluster member is gone);
+        ``frame.method.consumer_tag`` names it. The consumer is gone: nothing more arrives."""
+
 
 #: Declares what a connection needs on its fresh channel, then calls ``ready()`` (on the loop).
 SetupHandler = Callable[[AmqpChannel, Callable[[], None]], None]
@@ -185,7 +190,7 @@ class Transport(Protocol):
 
     @property
     def channel(self) -> AmqpChannel | None:
-        """The open channel (on the loop only), or None while disconnected. Node only."""
+        """The open channel (on the loop only), or None while disconnected."""
 
     @property
     def buffered(self) -> int:

@@ -277,7 +277,8 @@ class Node:
         self._signals_installed = False
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
         self._timers: list[gevent.Greenlet] = []
-        self._consumer_tags: list[str] = []
+        #: The consumer tags of the current channel, and the queue each consumes.
+        self._consumers: dict[str, str] = {}
         self._reconnect_timeout = reconnect_timeout
         self._worker: Transport | None = None
         # Acks (I/O loop only): the delivery tags of the current channel whose request runs,
@@ -506,28 +507,62 @@ class Node:
         )
         fanout = fanout_exchange_name(self.exchange)
         channel.exchange_declare(fanout, exchange_type="fanout", durable=False, auto_delete=False)
-        self._consumer_tags = []
-        durable, arguments = QUEUE_TYPES[self.declared_queue_type]
+        self._consumers = {}
+        channel.add_on_cancel_callback(self._on_consumer_cancelled)
         for queue in self._queues:
-            if queue in self._passive_queues:
-                channel.queue_declare(queue, passive=True)
-            else:
-                channel.queue_declare(
-                    queue, durable=durable, exclusive=False, auto_delete=False, arguments=arguments
-                )
-            channel.queue_bind(queue, self.exchange, routing_key=queue)
-            self._consumer_tags.append(channel.basic_consume(queue, self._on_request))
-        broadcast = broadcast_queue_name()
-        channel.queue_declare(broadcast, exclusive=True, auto_delete=True)
-        channel.queue_bind(broadcast, fanout)
+            self._consume_service_queue(channel, queue)
 
         def consuming(_frame: object) -> None:
             self._ready.set()
             ready()
 
-        self._consumer_tags.append(
-            channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=consuming)
+        self._consume_broadcast_queue(channel, consuming)
+
+    def _consume_service_queue(self, channel: AmqpChannel, queue: str) -> None:
+        """Declare service queue ``queue`` (as ``queue_type`` says), bind and consume it."""
+        if queue in self._passive_queues:
+            channel.queue_declare(queue, passive=True)
+        else:
+            durable, arguments = QUEUE_TYPES[self.declared_queue_type]
+            channel.queue_declare(
+                queue, durable=durable, exclusive=False, auto_delete=False, arguments=arguments
+            )
+        channel.queue_bind(queue, self.exchange, routing_key=queue)
+        self._consumers[channel.basic_consume(queue, self._on_request)] = queue
+
+    def _consume_broadcast_queue(
+        self, channel: AmqpChannel, callback: Callable[[Any], None] | None = None
+    ) -> None:
+        """Declare a new exclusive notification queue, bind it to the fanout and consume it."""
+        broadcast = broadcast_queue_name()
+        channel.queue_declare(broadcast, exclusive=True, auto_delete=True)
+        channel.queue_bind(broadcast, fanout_exchange_name(self.exchange))
+        tag = channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=callback)
+        self._consumers[tag] = broadcast
+
+    def _on_consumer_cancelled(self, frame: Any) -> None:
+        """The broker cancelled one of the node's consumers (``basic.cancel``): its queue was
+        deleted, or the cluster member holding it is gone. Declare the queue again (a deleted
+        service queue is recreated; a new notification queue replaces a deleted one) and
+        consume it, on the same channel, at once. Should the declaration fail (the queue's
+        member is down), the broker closes the channel and the node reconnects."""
+        tag = getattr(frame.method, "consumer_tag", None)
+        queue = self._consumers.pop(tag, None) if tag else None
+        worker = self._worker
+        channel = worker.channel if worker is not None else None
+        if queue is None or self._stopping or channel is None or not channel.is_open:
+            return
+        service = self._queues.get(queue)
+        log.warning(
+            "the broker cancelled this node's consumer of %s (queue %r deleted, or its "
+            "cluster member is gone); declaring and consuming it again",
+            f"service {service!r}" if service else "notifications",
+            queue,
         )
+        if service is not None:
+            self._consume_service_queue(channel, queue)
+        else:
+            self._consume_broadcast_queue(channel)
 
     def _on_channel_error(self, reason: BaseException) -> bool:
         """A 406 on a service queue: it exists with other arguments; consume it as it is. A
@@ -599,7 +634,7 @@ class Node:
         channel = worker.channel if worker is not None else None
         if channel is None or not channel.is_open:
             return
-        for tag in self._consumer_tags:
+        for tag in list(self._consumers):
             channel.basic_cancel(tag)
 
     def _on_disconnect(self, error: BaseException) -> None:

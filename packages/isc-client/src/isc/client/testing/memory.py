@@ -36,6 +36,7 @@ with the rest of that transport's work; nothing here sleeps.
 from __future__ import annotations
 
 import collections
+import functools
 import heapq
 import itertools
 import logging
@@ -201,6 +202,29 @@ class MemoryBroker:
         with self._lock:
             found = self._exchanges.get(exchange)
             return set(found.bindings) if found is not None else set()
+
+    def delete_queue(self, queue: str) -> bool:
+        """Delete ``queue`` as ``rabbitmqctl delete_queue`` does: its messages go, and each of
+        its consumers is cancelled (``basic.cancel`` to the channel's cancel callbacks).
+        Return whether it existed."""
+
+        def delete() -> bool:
+            found = self._queues.get(queue)
+            if found is None:
+                return False
+            for consumer in list(found.consumers):
+                channel = consumer.channel
+                channel.consumers.pop(consumer.tag, None)
+                frame = pika.frame.Method(
+                    channel.channel_number, pika.spec.Basic.Cancel(consumer_tag=consumer.tag)
+                )
+                for callback in list(channel.cancel_callbacks):
+                    self._give(channel.transport, functools.partial(callback, frame))
+            found.consumers.clear()
+            self._delete_queue(found)
+            return True
+
+        return bool(self._run(delete))
 
     def close(self) -> None:
         """Stop every transport of this broker (they close their channels at once)."""
@@ -480,6 +504,8 @@ class MemoryChannel:
         self.delivery_tag = 0
         self.consumers: dict[str, _Consumer] = {}
         self.unacked: dict[int, tuple[_Consumer, _Message]] = {}
+        #: Called with a ``basic.cancel`` frame when the broker cancels a consumer.
+        self.cancel_callbacks: list[Callable[[Any], None]] = []
         self._open = True
 
     @property
@@ -607,6 +633,11 @@ class MemoryChannel:
             callback,
             lambda _: pika.spec.Basic.CancelOk(consumer_tag=consumer_tag),
         )
+
+    def add_on_cancel_callback(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(frame)`` on the loop when the broker cancels a consumer of this
+        channel (see :meth:`MemoryBroker.delete_queue`)."""
+        self.cancel_callbacks.append(callback)
 
     def basic_ack(self, delivery_tag: int = 0, multiple: bool = False) -> None:
         """Acknowledge a delivery (an unknown tag closes the channel, 406, as RabbitMQ)."""
