@@ -7,6 +7,7 @@ own code over it; the integration suite proves they work over RabbitMQ.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,13 @@ import pytest
 from isc.client import Client
 from isc.client.testing import wait_for
 from isc.client.testing.memory import MemoryBroker
-from isc.core import ConnectionLostError, RemoteException, ServiceNotFoundError, TimeoutException
+from isc.core import (
+    ConnectionLostError,
+    NoNodeConsumingError,
+    RemoteException,
+    ServiceNotFoundError,
+    TimeoutException,
+)
 from isc.server import Node, expose, on
 
 
@@ -208,3 +215,30 @@ def test_a_deleted_reply_queue_fails_the_waiting_calls_and_is_replaced(
         waiting.result(2)
     assert client.calc.add(3, 4) == 7
     assert worker.reply_to != old
+
+
+def test_a_call_to_a_service_whose_nodes_stopped_fails_within_a_second() -> None:
+    broker = MemoryBroker()
+    node = Node(exchange="mem", transport=broker.transport, drain_timeout=2)
+    node.register_service(Calc())
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    assert node.wait_for_ready(5)
+    with Client(exchange="mem", transport=broker.transport, invoke_timeout=20) as client:
+        assert client.calc.add(1, 1) == 2
+        node.stop()
+        thread.join(5)
+        assert broker.consumers("mem_service_calc") == 0  # the queue outlives its node
+        for call in (client.calc.add, lambda *a: client.calc.add.call_async(*a).result(20)):
+            started = time.monotonic()
+            with pytest.raises(NoNodeConsumingError, match="no node is consuming"):
+                call(1, 2)
+            assert time.monotonic() - started < 1.5
+
+
+def test_a_slow_call_is_not_failed_by_the_consumer_check(
+    served: tuple[MemoryBroker, Calc, Client],
+) -> None:
+    _broker, _calc, client = served
+    assert client.calc.slow() is None  # 1 s: the check finds the node consuming
+    assert client.calc.slow.call_async().result(5) is None

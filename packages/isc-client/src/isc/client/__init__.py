@@ -18,6 +18,7 @@ from isc.core.errors import (
     IscError,
     LocalException,
     MessageTooLargeError,
+    NoNodeConsumingError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -52,5 +53,6 @@ __all__ = [
     "MessageTooLargeError",
     "RemoteException",
     "ServiceNotFoundError",
+    "NoNodeConsumingError",
     "TimeoutException",
 ]

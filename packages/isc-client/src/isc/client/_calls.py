@@ -28,6 +28,7 @@ from isc.core import (
     ConnectionLostError,
     DecodeError,
     MessageTooLargeError,
+    NoNodeConsumingError,
     Reply,
     ServiceNotFoundError,
     TimeoutException,
@@ -35,6 +36,7 @@ from isc.core import (
     fanout_exchange_name,
     redact_url,
     reply_queue_name,
+    service_queue_name,
 )
 
 from ._callbacks import CallbackRunner
@@ -52,6 +54,11 @@ log = logging.getLogger("isc.client")
 #: instead of failing with ServiceNotFoundError.
 RECONNECT_GRACE = 5.0
 _RETRY_DELAY = 0.2
+
+#: A call still unanswered after this many seconds asks the broker, once, whether anybody
+#: consumes its service's queue (a passive declaration on a side channel), and fails with
+#: NoNodeConsumingError if nobody does. Calls answered sooner cost nothing extra.
+NO_CONSUMER_CHECK_AFTER = 0.75
 
 
 class PendingCall:
@@ -283,11 +290,58 @@ class CallTable:
             call.future.reject(error)
 
     def arm_timer(self, worker: Transport, cid: str, call: PendingCall) -> None:
-        """Fail ``call`` when its timeout passes (on the I/O loop)."""
+        """Fail ``call`` when its timeout passes (on the I/O loop); with a timeout longer
+        than :data:`NO_CONSUMER_CHECK_AFTER`, check for a consumer at that point first."""
         if call.future.done() or call.timer is not None:
             return
         remaining = call.timeout  # armed right after submission: close enough, never early
-        call.timer = worker.call_later(remaining, lambda: self.expire(cid))
+        if remaining <= NO_CONSUMER_CHECK_AFTER:
+            call.timer = worker.call_later(remaining, lambda: self.expire(cid))
+            return
+
+        def check() -> None:
+            if self.pending.get(cid) is not call:
+                return
+            call.timer = worker.call_later(
+                remaining - NO_CONSUMER_CHECK_AFTER, lambda: self.expire(cid)
+            )
+            self.check_consumers(worker, cid, call)
+
+        call.timer = worker.call_later(NO_CONSUMER_CHECK_AFTER, check)
+
+    def check_consumers(self, worker: Transport, cid: str, call: PendingCall) -> None:
+        """``call`` has gone unanswered for a while: if its service's queue has no consumer
+        and holds at least as many requests as this client waits for from the service, fail
+        it with :class:`NoNodeConsumingError` rather than let it wait for its timeout (on the
+        I/O loop; one passive declaration, shared by the calls waiting on it)."""
+        if self.pending.get(cid) is not call or not call.sent:
+            return
+        service = call.name.split(".", 1)[0]
+        queue = service_queue_name(self.exchange, service)
+
+        def counted(counts: tuple[int, int] | None) -> None:
+            if counts is None or counts[0] != 0 or self.pending.get(cid) is not call:
+                return  # consumed (the node is slow), gone (returned: unroutable), or done
+            # No consumer. Unless the queue still holds as many requests as this client waits
+            # for (so none of them can be in a node's hands), some may run on a node that is
+            # stopping (it cancelled its consumer and drains): let them wait for it.
+            prefix = service + "."
+            waiting = sum(1 for c in self.pending.values() if c.sent and c.name.startswith(prefix))
+            if counts[1] < waiting:
+                return
+            self.pop(cid)
+            call.future.reject(
+                NoNodeConsumingError(
+                    f"no node is consuming the queue of {service!r}: the request to "
+                    f"{call.name} waits in queue {queue!r}, which exists but has no consumer "
+                    f"(its nodes stopped, or are reconnecting). Is a node of service "
+                    f"{service!r} running on exchange {self.exchange!r}? The request stays "
+                    "queued until its timeout; a node that starts before then runs it"
+                )
+            )
+            worker.wake_driver()
+
+        worker.queue_counts(queue, counted)
 
     def expire(self, cid: str) -> None:
         """The timer of call ``cid`` fired: fail it with :class:`TimeoutException`."""

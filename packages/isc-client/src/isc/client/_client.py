@@ -33,7 +33,7 @@ from isc.core import (
 from isc.core.tracing import inject as inject_trace_context
 
 from . import _process
-from ._calls import RECONNECT_GRACE, CallTable, PendingCall
+from ._calls import NO_CONSUMER_CHECK_AFTER, RECONNECT_GRACE, CallTable, PendingCall
 from ._connection import AmqpWorker, Outgoing
 from ._future import FutureResult
 from ._transport import Transport, TransportFactory
@@ -334,7 +334,14 @@ class Client:
         if not future.done():
             worker = self._calls.worker
             if worker is not None:
-                worker.wait_for(future, deadline)  # reads the reply itself if it can
+                # Reads the reply itself if it can. A call unanswered for a while checks,
+                # once, that a node consumes its service's queue (see check_consumers).
+                check_at = deadline - timeout + NO_CONSUMER_CHECK_AFTER
+                if check_at < deadline and not worker.wait_for(future, check_at):
+                    self._check_consumers(worker, future)
+                    worker.wait_for(future, deadline)
+                elif not future.done():
+                    worker.wait_for(future, deadline)
             else:
                 future._wait_done(max(0.0, deadline - time.monotonic()))
         if not future.done():
@@ -343,6 +350,14 @@ class Client:
                 del future  # the traceback holds this frame: keep the future out of that cycle
                 raise error
         return future.result(0)
+
+    def _check_consumers(self, worker: Transport, future: FutureResult) -> None:
+        """Have the loop check that a node consumes the queue of ``future``'s call."""
+        calls = self._calls
+        cid = future.extra["correlation_id"]
+        call = calls.pending.get(cid)
+        if call is not None:
+            worker.call_soon(lambda: calls.check_consumers(worker, cid, call))
 
     def call_async(
         self,

@@ -267,6 +267,10 @@ class AmqpWorker:
         self.on_flushed: Callable[[], None] | None = None
         #: Called on the I/O thread each time the connection becomes ready.
         self.on_ready: Callable[[], None] | None = None
+        #: A channel of its own for queue_counts()'s passive declarations (a 404 closes it,
+        #: not the calls' channel), opened on first use; and the counts asked for, per queue.
+        self._probe_channel: Any = None
+        self._probes: dict[str, list[Callable[[tuple[int, int] | None], None]]] = {}
 
     @property
     def url(self) -> str:
@@ -407,6 +411,55 @@ class AmqpWorker:
         """Cancel a timer from :meth:`call_later`; only call this from the I/O thread."""
         self._ioloop.remove_timeout(handle)
 
+    def queue_counts(self, queue: str, callback: Callable[[tuple[int, int] | None], None]) -> None:
+        """Ask the broker how many consumers and ready messages ``queue`` has;
+        ``callback((consumers, messages))`` runs on the loop with the answer, or with None
+        when the queue does not exist or the connection is down. Call on the loop only. A
+        passive declaration on a side channel: never on the steady-state path (the client
+        asks only about a call unanswered for a while)."""
+        waiting = self._probes.get(queue)
+        if waiting is not None:  # already asked: one answer serves every caller
+            waiting.append(callback)
+            return
+        connection = self._connection
+        if not self.ready.is_set() or connection is None or not connection.is_open:
+            callback(None)
+            return
+        self._probes[queue] = [callback]
+        channel = self._probe_channel
+        if channel is not None and channel.is_open:
+            self._declare_probe(channel, queue)
+        elif channel is None:
+            self._probe_channel = connection.channel(on_open_callback=self._on_probe_channel_open)
+        # else: it is opening; _on_probe_channel_open asks for every queue waiting
+
+    def _on_probe_channel_open(self, channel: pika.channel.Channel) -> None:
+        channel.add_on_close_callback(self._on_probe_channel_closed)
+        for queue in list(self._probes):
+            self._declare_probe(channel, queue)
+
+    def _declare_probe(self, channel: pika.channel.Channel, queue: str) -> None:
+        def answered(frame: Any) -> None:
+            method = frame.method
+            self._answer_probes(queue, (int(method.consumer_count), int(method.message_count)))
+
+        channel.queue_declare(queue, passive=True, callback=answered)
+
+    def _answer_probes(self, queue: str, count: tuple[int, int] | None) -> None:
+        for callback in self._probes.pop(queue, ()):
+            try:
+                callback(count)
+            except Exception:  # pragma: no cover - a bug in the caller
+                self._log.exception("queue counts callback failed")
+
+    def _on_probe_channel_closed(self, channel: Any, reason: BaseException) -> None:
+        """A queue asked about does not exist (404 closes the side channel), or the
+        connection went: whoever waits gets None; the next question opens a new channel."""
+        if self._probe_channel is channel:
+            self._probe_channel = None
+        for queue in list(self._probes):
+            self._answer_probes(queue, None)
+
     # -- the I/O thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -490,6 +543,9 @@ class AmqpWorker:
         self._channel = None
         self._confirm_channel = None
         self._connection = None
+        self._probe_channel = None
+        for queue in list(self._probes):
+            self._answer_probes(queue, None)
         self._requeue_unconfirmed()
         if self._stopping:
             self._ioloop.stop()

@@ -224,6 +224,12 @@ class Transport(Protocol):
         """Run ``callback`` on the loop after ``delay`` seconds (call on the loop only);
         return a handle for :meth:`cancel_timer`. Client only."""
 
+    def queue_counts(self, queue: str, callback: Callable[[tuple[int, int] | None], None]) -> None:
+        """Ask how many consumers and ready messages ``queue`` has; ``callback((consumers,
+        messages))`` runs on the loop with the answer, or None when the queue does not exist
+        or the connection is down (call on the loop only). Client only: a call unanswered for
+        a while checks its service's queue."""
+
     def cancel_timer(self, handle: object) -> None:
         """Cancel a :meth:`call_later` timer (on the loop only). Client only."""
 

@@ -41,6 +41,7 @@ from isc.core import (
     CodecNotAllowedError,
     ConfigurationError,
     IscError,
+    NoNodeConsumingError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -414,11 +415,11 @@ def _inspect(args: argparse.Namespace) -> int:
         try:
             try:
                 result = client.call(service, _INSPECT_METHOD, timeout=args.timeout)
-            except ServiceNotFoundError:
+            except ServiceNotFoundError as exc:
                 # Service names may contain dots: SERVICE first, then SERVICE.METHOD.
                 service, dot, method = args.service.rpartition(".")
-                if not dot or not service or not method:
-                    raise
+                if isinstance(exc, NoNodeConsumingError) or not dot or not service or not method:
+                    raise  # (its queue exists: the name is a service, whose nodes stopped)
                 try:
                     result = client.call(service, _INSPECT_METHOD, timeout=args.timeout)
                 except ServiceNotFoundError:

@@ -31,6 +31,7 @@ from .errors import (
     LocalException,
     MalformedMessageError,
     MessageTooLargeError,
+    NoNodeConsumingError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -129,6 +130,7 @@ __all__ = [
     "MessageTooLargeError",
     "RemoteException",
     "ServiceNotFoundError",
+    "NoNodeConsumingError",
     "TimeoutException",
     "UnknownCodecError",
 ]

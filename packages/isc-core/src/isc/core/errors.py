@@ -5,6 +5,7 @@ Every error isc raises derives from :class:`IscError`::
     IscError  (alias: IPCException, the isclib 1.x name)
     ├── RemoteException          the remote side reported a failure
     │   └── ServiceNotFoundError nobody consumes the service's queue (AMQP 312 NO_ROUTE)
+    │       └── NoNodeConsumingError  its queue exists, but no node consumes it
     ├── LocalException           the failure happened in this process
     │   ├── TimeoutException     no reply within the invoke timeout
     │   ├── ConnectionLostError  the broker connection is gone and the reply cannot arrive
@@ -30,6 +31,7 @@ __all__ = [
     "IPCException",
     "RemoteException",
     "ServiceNotFoundError",
+    "NoNodeConsumingError",
     "LocalException",
     "TimeoutException",
     "ConnectionLostError",
@@ -94,6 +96,13 @@ class RemoteException(IscError):
 
 class ServiceNotFoundError(RemoteException):
     """The request could not be routed: no node consumes the service's queue."""
+
+
+class NoNodeConsumingError(ServiceNotFoundError):
+    """The service's queue exists but no node is consuming it (its nodes all stopped): a call
+    that got no reply within about a second found the queue without consumers and failed
+    rather than wait for its whole timeout. The request stays in the queue until its timeout
+    passes; a node that starts consuming before then still runs it (its reply is dropped)."""
 
 
 class LocalException(IscError):

@@ -833,6 +833,19 @@ class MemoryTransport:
         self._kick()
         return future._wait_done(max(0.0, deadline - time.monotonic()))
 
+    def queue_counts(self, queue: str, callback: Callable[[tuple[int, int] | None], None]) -> None:
+        """Answer ``callback`` on the loop with how many consumers and waiting messages
+        ``queue`` has (None when it does not exist or the transport is not connected)."""
+        broker = self.broker
+
+        def count() -> tuple[int, int] | None:
+            found = broker._queues.get(queue)
+            return (len(found.consumers), len(found.messages)) if found is not None else None
+
+        answer = broker._run(count) if self.ready.is_set() else None
+        self._post(lambda: callback(answer))
+        self._kick()
+
     def wake_driver(self) -> None:
         """Nothing to do: callers never drive this loop while waiting."""
 
