@@ -57,7 +57,7 @@ FAULTS_RUN_ON = (3, 11)
 ENV_FAULTS_EVERYWHERE = "ISC_TEST_FAULTS_EVERYWHERE"
 ENV_SKIP_TOOLING = "ISC_TEST_SKIP_TOOLING"
 #: The markers whose tests run on one Python of the matrix only.
-ONE_PYTHON_MARKERS = ("fault", "tooling")
+ONE_PYTHON_MARKERS = ("fault", "tooling", "cluster")
 
 
 class _Broker:
@@ -176,6 +176,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"fault: fault-injection test; runs on Python {one_python} only "
         f"(set {ENV_FAULTS_EVERYWHERE}=1 for all)",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"cluster: a test on a real 3-member RabbitMQ cluster; runs on Python {one_python} "
+        "only, in the json environment (mark it codec_independent too)",
     )
     config.addinivalue_line(
         "markers",

@@ -2,7 +2,8 @@
 
 * :class:`RabbitMQNode`: a private, throwaway RabbitMQ node (needs ``rabbitmq-server``
   installed) on free ports in a temp dir, which a test may stop and start again on the same
-  port; for integration tests, demos and benchmarks.
+  port; for integration tests, demos and benchmarks. :class:`RabbitMQCluster`: several of
+  them joined into one RabbitMQ cluster.
 * ``isc.testing.pytest_plugin``: pytest fixtures ``isc_broker``, ``isc_amqp_url`` and
   ``isc_exchange`` built on :class:`RabbitMQNode`. Opt in from a ``conftest.py`` with
   ``pytest_plugins = ["isc.testing.pytest_plugin"]``; importing this package does not
@@ -19,6 +20,7 @@ from ._version import __version__
 from .rabbitmq import (
     BrokerError,
     BrokerStartError,
+    RabbitMQCluster,
     RabbitMQNode,
     amqp_handshake,
     free_port,
@@ -28,6 +30,7 @@ from .rabbitmq import (
 __all__ = [
     "BrokerError",
     "BrokerStartError",
+    "RabbitMQCluster",
     "RabbitMQNode",
     "__version__",
     "amqp_handshake",
