@@ -20,12 +20,7 @@ from isc_testing import wait_for
 from isc_testing.broker import unique_exchange_name
 from isc_testing.nodes import NodeProcess
 
-# One xdist worker boots the cluster and runs every test on it.
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.codec_independent,
-    pytest.mark.xdist_group("cluster"),
-]
+pytestmark = [pytest.mark.cluster, pytest.mark.codec_independent]
 
 #: Service queues are replicated on every member.
 QUORUM = ["--queue-type", "quorum"]
@@ -33,8 +28,9 @@ QUORUM = ["--queue-type", "quorum"]
 FAILOVER_BOUND = 5.0
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster() -> Iterator[RabbitMQCluster]:
+    """The cluster, booted on first use (by the one test below)."""
     if not RabbitMQNode.available():
         pytest.skip("needs rabbitmq-server installed")
     started = time.monotonic()
@@ -44,15 +40,6 @@ def cluster() -> Iterator[RabbitMQCluster]:
             f"{booted.rss_bytes() / 2**20:.0f} MB RSS"
         )
         yield booted
-
-
-@pytest.fixture
-def members(cluster: RabbitMQCluster) -> RabbitMQCluster:
-    """The cluster with every member running (a test before may have stopped one)."""
-    for member in cluster.members:
-        if not member.running:
-            member.start()
-    return cluster
 
 
 def _answers(client: Client) -> bool:
@@ -77,34 +64,45 @@ def _failover(client: Client, member: RabbitMQNode) -> float:
     return time.monotonic() - started
 
 
-def test_clients_spread_over_the_members(members: RabbitMQCluster) -> None:
-    clients = [Client(members.amqp_urls) for _ in range(3)]
+# One test function: pytest-xdist may run the tests of a module on different workers, and
+# each would boot a cluster of its own.
+def test_a_cluster_serves_through_the_loss_of_members(cluster: RabbitMQCluster) -> None:
+    _clients_spread_over_the_members(cluster)
+    _calls_succeed_again_when_the_clients_member_stops(cluster)
+    for member in cluster.members:
+        if not member.running:
+            member.start()
+    _calls_succeed_again_when_the_quorum_leader_stops(cluster)
+
+
+def _clients_spread_over_the_members(cluster: RabbitMQCluster) -> None:
+    clients = [Client(cluster.amqp_urls) for _ in range(3)]
     try:
         for client in clients:
             assert client.wait_connected(10)
-        assert {_member_of(members, c).nodename for c in clients} == {
-            m.nodename for m in members.members
+        assert {_member_of(cluster, c).nodename for c in clients} == {
+            m.nodename for m in cluster.members
         }
     finally:
         for client in clients:
             client.stop()
 
 
-def test_calls_succeed_again_when_the_clients_member_stops(members: RabbitMQCluster) -> None:
+def _calls_succeed_again_when_the_clients_member_stops(cluster: RabbitMQCluster) -> None:
     exchange = unique_exchange_name()
-    urls = ",".join(members.amqp_urls)
+    urls = ",".join(cluster.amqp_urls)
     with (
         NodeProcess.serve(urls, exchange, "calc:Calc", "calc:Events", extra=QUORUM),
-        Client(members.amqp_urls, exchange=exchange, invoke_timeout=5) as client,
+        Client(cluster.amqp_urls, exchange=exchange, invoke_timeout=5) as client,
     ):
         assert client.calc.add(1, 2) == 3
         for i in range(50):
             client.notify("bang", i)
         assert client.flush(10)
-        lost = _member_of(members, client)
+        lost = _member_of(cluster, client)
         took = _failover(client, lost)
         print(f"\nclient's member stopped: calls succeed again after {took:.2f}s")
-        assert _member_of(members, client) is not lost
+        assert _member_of(cluster, client) is not lost
         for i in range(50, 100):
             client.notify("bang", i)
         assert client.flush(10)
@@ -116,18 +114,18 @@ def test_calls_succeed_again_when_the_clients_member_stops(members: RabbitMQClus
         wait_for(lambda: received() >= set(range(50, 100)), timeout=10, message="notifications")
 
 
-def test_calls_succeed_again_when_the_quorum_leader_stops(members: RabbitMQCluster) -> None:
+def _calls_succeed_again_when_the_quorum_leader_stops(cluster: RabbitMQCluster) -> None:
     exchange = unique_exchange_name()
-    urls = ",".join(members.amqp_urls)
+    urls = ",".join(cluster.amqp_urls)
     queue = service_queue_name(exchange, "calc")
     with (
         NodeProcess.serve(urls, exchange, "calc:Calc", extra=QUORUM),
-        Client(members.amqp_urls, exchange=exchange, invoke_timeout=5) as client,
+        Client(cluster.amqp_urls, exchange=exchange, invoke_timeout=5) as client,
     ):
         assert client.calc.add(1, 2) == 3
-        listing = members.ctl(members.members[0], "list_queues", "-q", "name", "leader")
+        listing = cluster.ctl(cluster.members[0], "list_queues", "-q", "name", "leader")
         fields = [line.split() for line in listing.splitlines()]
         leaders = {f[0]: f[1] for f in fields if len(f) == 2}  # classic queues have none
-        leader = members.member_named(leaders[queue])
+        leader = cluster.member_named(leaders[queue])
         took = _failover(client, leader)
         print(f"\nquorum leader stopped: calls succeed again after {took:.2f}s")
