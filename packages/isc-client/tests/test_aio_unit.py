@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +20,7 @@ from isc.client import (
     Client,
     ClientClosedError,
     MessageTooLargeError,
+    NoNodeConsumingError,
     RemoteException,
     ServiceNotFoundError,
     TimeoutException,
@@ -252,3 +254,15 @@ def test_calls_left_on_a_closed_loop_end_quietly_when_the_client_stops(
     assert client.pending_calls == 0
     assert not future.done()  # its loop is gone: nobody can await it
     assert "exception calling callback" not in caplog.text
+
+
+def test_a_call_nobody_consumes_fails_within_a_second(silent: MemoryBroker) -> None:
+    async def main() -> None:
+        async with AsyncClient(exchange="x", transport=silent.transport) as client:
+            started = time.monotonic()
+            with pytest.raises(NoNodeConsumingError, match="no node is consuming"):
+                await client.calc.add.with_timeout(20)(1, 2)
+            assert time.monotonic() - started < 1.5
+            assert client.pending_calls == 0
+
+    run(main)

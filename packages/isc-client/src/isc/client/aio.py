@@ -23,11 +23,12 @@ import asyncio
 import collections
 import functools
 import threading
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from isc.core import DEFAULT_EXCHANGE, AbstractCodec, redact_url
 
+from ._calls import NO_CONSUMER_CHECK_AFTER
 from ._client import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_MAX_PENDING_CALLS,
@@ -136,14 +137,14 @@ class AsyncClient:
 
     def __init__(
         self,
-        host: str | None = None,
+        host: str | Sequence[str] | None = None,
         exchange: str = DEFAULT_EXCHANGE,
         codec: AbstractCodec | type[AbstractCodec] | None = None,
         connect_timeout: float = 2,
         reconnect_timeout: float = 3,
         invoke_timeout: float = 20,
         *,
-        url: str | None = None,
+        url: str | Sequence[str] | None = None,
         max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         max_buffered_notifications: int = 10_000,
         max_pending_calls: int = DEFAULT_MAX_PENDING_CALLS,
@@ -329,9 +330,24 @@ class AsyncClient:
             service, method, args, kwargs, seconds, timer=False, future_type=_AioCall
         )
         call.aio = loop.create_future()
-        call.timer = loop.call_later(seconds, self._expire, call, seconds)
+        if seconds > NO_CONSUMER_CHECK_AFTER:  # first: is anybody consuming? (as Client's)
+            call.timer = loop.call_later(
+                NO_CONSUMER_CHECK_AFTER, self._check_consumers, call, seconds
+            )
+        else:
+            call.timer = loop.call_later(seconds, self._expire, call, seconds)
         call._add_internal_callback(dispatch.finished)
         return call  # type: ignore[no-any-return]
+
+    def _check_consumers(self, call: _AioCall, timeout: float) -> None:
+        """On the loop: ``call`` is unanswered after ``NO_CONSUMER_CHECK_AFTER`` seconds: arm
+        its timeout for the rest, and have the client check that a node consumes its queue
+        (it fails with ``NoNodeConsumingError`` if none does)."""
+        loop = asyncio.get_running_loop()
+        call.timer = loop.call_later(timeout - NO_CONSUMER_CHECK_AFTER, self._expire, call, timeout)
+        worker = self._client._calls.worker
+        if worker is not None and not call.done():
+            self._client._check_consumers(worker, call)
 
     def _expire(self, call: _AioCall, timeout: float) -> None:
         """On the loop: ``call``'s timeout passed without a reply."""
