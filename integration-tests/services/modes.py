@@ -47,7 +47,7 @@ class Ticker:
     def __init__(self) -> None:
         self.ticks: list[float] = []
 
-    @cluster_timer(timeout=0.25)
+    @cluster_timer(timeout=0.2)
     def tick(self) -> None:
         self.ticks.append(time.time())
 
