@@ -82,6 +82,8 @@ FASTPATH ?= on
 bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ (FASTPATH=off: stock pika)
 	@echo "==> bench: isc against raw pika, same broker, interleaved rounds (fast path $(FASTPATH))"
 	$(HATCH) run bench:python benchmarks/run.py --rounds 5 --fastpath $(FASTPATH)
+	@echo "==> bench: event throughput per delivery mode (benchmarks/modes.py)"
+	$(HATCH) run bench:python benchmarks/modes.py
 
 soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
 	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"

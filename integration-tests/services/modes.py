@@ -55,3 +55,26 @@ class Ticker:
     def report(self) -> list[Any]:
         """[this node's pid, the wall-clock times of its ticks]."""
         return [os.getpid(), self.ticks]
+
+
+class Counter:
+    """Counts notifications per delivery mode (``benchmarks/modes.py``)."""
+
+    name = "counter"
+
+    def __init__(self) -> None:
+        self.broadcast = 0
+        self.service = 0
+
+    @on("bench.broadcast")
+    def on_broadcast(self, n: Any) -> None:
+        self.broadcast += 1
+
+    @on("bench.service", mode="service")
+    def on_service(self, n: Any) -> None:
+        self.service += 1
+
+    @expose
+    def counts(self) -> dict[str, int]:
+        """How many notifications each mode's listener handled on this node."""
+        return {"broadcast": self.broadcast, "service": self.service}

@@ -267,6 +267,15 @@ class ServiceTable:
                         table.setdefault(event, []).append(member)
         return table
 
+    def all_listeners(self) -> dict[str, list[Callable[..., Any]]]:
+        """Event name → the bound methods listening for it in any mode, over every service."""
+        table: dict[str, list[Callable[..., Any]]] = {}
+        for service in self.services.values():
+            for _name, member in _members(service):
+                for event in sorted(getattr(member, "__on__", ())):
+                    table.setdefault(event, []).append(member)
+        return table
+
     def service_listeners(self) -> list[ServiceListener]:
         """Every ``mode="service"`` listener, one per (service, method, event)."""
         found = []
