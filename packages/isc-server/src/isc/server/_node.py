@@ -186,7 +186,9 @@ class Node:
     :param max_queued_notifications: how many listener runs (one per listener of each
         notification) may wait for a free listener slot. A notification that finds no room
         for all its listeners is dropped (the newest; those waiting keep their place),
-        logged (rate-limited) and counted as ``dropped_notifications``.
+        logged (rate-limited) and counted as ``dropped_notifications``. ``mode="service"``
+        listeners are never dropped: each holds at most ``listener_pool_size`` unacked
+        notifications (its prefetch), which wait in the backlog past this bound if they must.
     :param codecs: the codecs accepted (default: json, typedjson and msgpack if installed).
     :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
         sender, so enable it only when every peer on the broker is trusted.
@@ -200,7 +202,9 @@ class Node:
         (always 1.x's; a broker that refuses them stops the node with a
         :class:`~isc.core.ConfigurationError`), ``durable`` or ``quorum`` (replicated, for
         RabbitMQ clusters). Every node of a service must agree; a node that meets the queue
-        declared otherwise logs it and consumes the queue as it is.
+        declared otherwise logs it and consumes the queue as it is. The durable queues of
+        ``mode="service"`` listeners and ``@cluster_timer`` leases are quorum queues with
+        ``quorum`` and classic durable ones otherwise (docs/delivery-modes.md).
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
@@ -739,7 +743,14 @@ class Node:
         properties: pika.spec.BasicProperties,
         body: bytes,
     ) -> None:
-        generation = self._track(method.delivery_tag)
+        # As _track, inlined: this runs for every request.
+        assert self._worker is not None
+        generation = self._worker.generation
+        if generation != self._ack_generation:  # a new channel: its tags start again at 1
+            self._ack_generation = generation
+            self._running.clear()
+            self._finished.clear()
+        self._running.add(method.delivery_tag)
         if self._gone_reply_queues and properties.reply_to in self._gone_reply_queues:
             self._skip_orphaned(generation, method.delivery_tag, properties.reply_to)
             return
