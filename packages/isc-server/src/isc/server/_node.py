@@ -111,6 +111,9 @@ Hook = Callable[..., Any]
 #: The header a ``mode="service"`` notification carries once retried: how many times its
 #: listener failed so far.
 RETRIES_HEADER = "x-isc-retries"
+#: Unacked notifications a service-mode listener's consumer may hold per listener slot: with
+#: one per slot, a free slot waits a round trip to the broker for its next notification.
+SERVICE_PREFETCH_PER_SLOT = 8
 #: The content type of a cluster timer's lease token (an empty message).
 LEASE_CONTENT_TYPE = "application/x-isc-lease"
 _MAX_QUEUE_NAME = 255
@@ -187,8 +190,9 @@ class Node:
         notification) may wait for a free listener slot. A notification that finds no room
         for all its listeners is dropped (the newest; those waiting keep their place),
         logged (rate-limited) and counted as ``dropped_notifications``. ``mode="service"``
-        listeners are never dropped: each holds at most ``listener_pool_size`` unacked
-        notifications (its prefetch), which wait in the backlog past this bound if they must.
+        listeners are never dropped: each holds at most ``8 * listener_pool_size`` unacked
+        notifications, and no more than ``listener_pool_size + max_queued_notifications``
+        (its prefetch); they wait in the backlog past this bound if they must.
     :param codecs: the codecs accepted (default: json, typedjson and msgpack if installed).
     :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
         sender, so enable it only when every peer on the broker is trusted.
@@ -1036,7 +1040,7 @@ class Node:
             return
         # Each consumer holds at most this many unacked notifications: the bound of the work
         # service-mode listeners queue in the listener pool (they are never dropped).
-        channel.basic_qos(prefetch_count=self._listener_pool.size)
+        channel.basic_qos(prefetch_count=self._service_prefetch())
         for consumer in self._service_consumers:
             channel.queue_declare(
                 consumer.dead_letter_queue,
@@ -1056,6 +1060,13 @@ class Node:
             channel.queue_bind(consumer.queue, fanout)
             on_message = partial(self._on_service_notification, consumer)
             self._consumer_tags.append(channel.basic_consume(consumer.queue, on_message))
+
+    def _service_prefetch(self) -> int:
+        """How many unacked notifications each service-mode listener's consumer may hold:
+        :data:`SERVICE_PREFETCH_PER_SLOT` per listener slot, and no more than the slots plus
+        ``max_queued_notifications`` (so that ``max_queued_notifications=0`` lets none wait)."""
+        pool = self._listener_pool
+        return min(pool.size * SERVICE_PREFETCH_PER_SLOT, pool.size + (pool.max_queued or 0))
 
     def _on_service_notification(
         self,
