@@ -87,6 +87,8 @@ bench: $(HATCH) ## isc vs a raw-pika baseline on one throwaway RabbitMQ (FASTPAT
 	$(HATCH) run bench:python benchmarks/run.py --rounds 5 --fastpath $(FASTPATH)
 	@echo "==> bench: asyncio clients (isc AsyncClient, aio-pika RPC, FastStream) against raw pika"
 	$(HATCH) run bench:python benchmarks/aio.py --rounds 5
+	@echo "==> bench: event throughput per delivery mode (benchmarks/modes.py)"
+	$(HATCH) run bench:python benchmarks/modes.py
 
 soak: $(HATCH) ## 200,000 calls through one client and one node; prints both processes' memory
 	@echo "==> soak: client and node memory over 200,000 calls (benchmarks/soak.py)"

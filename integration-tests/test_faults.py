@@ -11,6 +11,7 @@ import signal
 import time
 from collections.abc import Iterator
 
+import pika
 import pytest
 
 from isc.client import (
@@ -23,6 +24,7 @@ from isc.client import (
     TimeoutException,
 )
 from isc.core import AbstractCodec
+from isc.core.naming import dead_letter_queue_name, listener_queue_name
 from isc_testing import RabbitMQNode, TcpProxy, wait_for
 from isc_testing.nodes import NodeProcess
 
@@ -79,6 +81,44 @@ def test_a_broker_restart_is_survived_by_clients_and_nodes(
     finally:
         client.stop()
         node.stop()
+
+
+@pytest.mark.codec_independent
+@pytest.mark.xdist_group("broker-outage")
+def test_service_mode_notifications_confirmed_before_a_broker_restart_are_all_handled(
+    rabbitmq_node: RabbitMQNode, exchange: str
+) -> None:
+    """Sent (and confirmed) while no node of the service runs, then the broker restarts: a
+    node started afterwards handles every one. Quorum queues keep every message; a classic
+    durable queue keeps persistent ones only (docs/delivery-modes.md)."""
+    url = rabbitmq_node.amqp_url
+    extra = ["--queue-type", "quorum"]
+    sent = [{"order": n} for n in range(20)]
+    try:
+        with NodeProcess.serve(url, exchange, "modes:Orders", extra=extra):
+            pass  # the service's durable queue exists from its first run on
+        with Client(url, exchange=exchange, invoke_timeout=10) as client:
+            for order in sent:
+                client.notify("order.placed", order)
+            assert client.flush(10)
+        rabbitmq_node.stop()
+        rabbitmq_node.start()
+        with (
+            NodeProcess.serve(url, exchange, "modes:Orders", extra=extra),
+            Client(url, exchange=exchange, invoke_timeout=10) as client,
+        ):
+            wait_for(
+                lambda: client.orders.report()[1] == sent,
+                timeout=10,
+                message="every confirmed notification to be handled",
+            )
+    finally:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for method, event in (("handle", "order.placed"), ("fail", "order.bad")):
+            channel.queue_delete(listener_queue_name(exchange, "orders", method, event))
+            channel.queue_delete(dead_letter_queue_name(exchange, "orders", method, event))
+        connection.close()
 
 
 @pytest.mark.codec_independent

@@ -16,11 +16,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import pika
 import pytest
 
 from isc.client import Client, RemoteException
 from isc.client.aio import AsyncClient
 from isc.core import AbstractCodec
+from isc.core.naming import dead_letter_queue_name, listener_queue_name
 from isc_testing import wait_for
 from isc_testing.legacy import LegacyEnv, LegacyEnvError, ensure_legacy_env, run_legacy_script
 from isc_testing.nodes import NodeProcess
@@ -137,6 +139,45 @@ def test_old_client_calls_new_node(
         assert trip["ok"], trip
         assert trip["equal"], f"sent {trip['sent']}, got back {trip['returned']}"
         assert trip["types"] == ["datetime", "datetime", "UUID", "bytes", "datetime"]
+
+
+def test_old_client_notifications_reach_a_service_mode_listener(
+    legacy_codec: AbstractCodec, legacy_env: LegacyEnv, amqp_url: str, exchange: str
+) -> None:
+    """isclib 1.2's notify (the fanout exchange, routing key '') reaches the durable queue of
+    an ``@on(event, mode="service")`` listener unchanged, and its broadcast twin too."""
+    name = legacy_codec.content_type
+    extra = ["--allow-pickle"] if name == "pickle" else []
+    sent = [{"order": n} for n in range(10)]
+    try:
+        with (
+            NodeProcess.serve(amqp_url, exchange, "modes:Orders", extra=extra) as node,
+            Client(amqp_url, exchange=exchange, invoke_timeout=10) as client,
+        ):
+            done = run_legacy_script(
+                legacy_env, "old_notifier.py", amqp_url, exchange, name, str(len(sent))
+            )
+            lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT_PREFIX)]
+            if done.returncode != 0 or not lines:
+                pytest.fail(
+                    f"old notifier failed (exit code {done.returncode}):\n{done.stdout}\n"
+                    f"{done.stderr}\n--- isc 2 node:\n{node.output}",
+                    pytrace=False,
+                )
+            assert json.loads(lines[-1][len(RESULT_PREFIX) :]) == {"ok": True}
+            _pid, _handled, seen, _failures = wait_for(
+                lambda: (r := client.orders.report())[1] == sent and r,
+                timeout=10,
+                message="the service-mode listener to handle every notification",
+            )
+            assert seen == sent
+    finally:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        for method, event in (("handle", "order.placed"), ("fail", "order.bad")):
+            channel.queue_delete(listener_queue_name(exchange, "orders", method, event))
+            channel.queue_delete(dead_letter_queue_name(exchange, "orders", method, event))
+        connection.close()
 
 
 # -- isc 2 client -> old node ----------------------------------------------------------------

@@ -313,6 +313,29 @@ class TestInspectOutput:
         assert "  calls of unknown or private methods: 3" in lines
         assert "  dropped or unanswerable messages (whole node): bad_requests 5" in lines
 
+    def test_listener_modes_and_timer_scopes(self) -> None:
+        described = {
+            **self.described(),
+            "listeners": {"record": ["bang", "boom"], "once": ["paid"]},
+            "listener_modes": {
+                "record": {"bang": "broadcast", "boom": "broadcast"},
+                "once": {"paid": "service"},
+            },
+            "timers": {
+                "sweep": [{"timeout": 0.5, "scope": "cluster"}],
+                "tick": [{"timeout": 5.0, "scope": "local"}],
+            },
+        }
+        lines = cli.format_inspection("calc", described).splitlines()
+        assert lines[4:10] == [
+            "  listeners:",
+            "    once: paid (service)",
+            "    record: bang, boom",
+            "  timers:",
+            "    sweep: every 0.5s (cluster)",
+            "    tick: every 5s (local)",
+        ]
+
     def test_an_idle_service_and_an_old_node(self) -> None:
         described = self.described()
         metrics = described["metrics"]

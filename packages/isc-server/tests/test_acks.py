@@ -161,3 +161,13 @@ def test_required_keyword_only_and_varargs_are_checked() -> None:
     assert services.method("svc", "many", (1, 2, 3, 4), {})(1, 2, 3, 4) == 10
     with pytest.raises(MethodError, match="Wrong arguments"):
         services.method("svc", "many", (), {})
+
+
+def test_a_held_lease_or_running_notification_is_never_covered_by_a_multiple_ack() -> None:
+    node, channel = node_with_deliveries(2, 4)
+    node._track(1)  # e.g. a cluster timer's lease, held unacked as long as the node ticks
+    node._track(3)  # e.g. a service-mode notification whose listener runs
+    node._ack_later(1, 2)
+    node._ack_later(1, 4)
+    node._flush_acks()
+    assert sorted(channel.acks) == [(2, False), (4, False)]

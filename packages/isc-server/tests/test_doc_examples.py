@@ -52,6 +52,7 @@ TESTED = {
     "docs/examples/guide/log_setup.py": "packages/isc-server/tests/test_doc_examples.py",
     "docs/examples/guide/tracing.py": "packages/isc-server/tests/test_doc_examples.py",
     "docs/examples/reports.py": "packages/isc-server/tests/test_doc_examples.py",
+    "docs/examples/delivery_modes/orders.py": "packages/isc-server/tests/test_doc_examples.py",
 }
 #: What the runner names when it runs a file indirectly (default: the file's name).
 RUN_AS = {"docs/examples/chapter4/superapp/models.py": "chapter4"}  # chapter 4's services import it
@@ -181,3 +182,18 @@ def test_the_blocking_renderer_runs_in_a_thread_and_answers() -> None:
     pdf = reports.call("render", 3)
     assert pdf == example["render_pdf"](3)
     assert pdf.startswith(b"\x78\xda")  # zlib, best compression
+
+
+def test_the_delivery_modes_example_runs_its_listeners_and_timers() -> None:
+    example = runpy.run_path(str(EXAMPLES / "delivery_modes" / "orders.py"))
+    orders = ServiceHarness(example["Orders"]())
+    assert orders.events == {"order.placed": ["charge", "warm_cache"], "order.refunded": ["refund"]}
+    assert orders.timers == {"send_digest": 60.0, "trim_local_cache": 60.0}
+    assert orders.notify("order.placed", {"id": 7}) == 2  # both modes' listeners ran
+    orders.notify("order.refunded", {"id": 7})
+    orders.fire_timer("send_digest")
+    orders.fire_timer("trim_local_cache")
+    assert orders.call("report") == {"charged": [7], "refunded": [7], "digests": 1}
+    described = orders.call("_inspect")
+    assert described["listener_modes"]["charge"] == {"order.placed": "service"}
+    assert described["timers"]["send_digest"] == [{"timeout": 60.0, "scope": "cluster"}]

@@ -24,7 +24,7 @@ from isc.core import (
     ServiceNotFoundError,
     TimeoutException,
 )
-from isc.server import Node, expose, on
+from isc.server import Node, cluster_timer, expose, on
 
 
 class Calc:
@@ -242,3 +242,53 @@ def test_a_slow_call_is_not_failed_by_the_consumer_check(
     _broker, _calc, client = served
     assert client.calc.slow() is None  # 1 s: the check finds the node consuming
     assert client.calc.slow.call_async().result(5) is None
+
+
+class Orders:
+    """A service-mode listener and a cluster timer: consumers of durable queues of their own."""
+
+    name = "orders"
+
+    def __init__(self) -> None:
+        self.paid: list[int] = []
+
+    @on("paid", mode="service")
+    def record(self, order: int) -> None:
+        self.paid.append(order)
+
+    @cluster_timer(timeout=60)
+    def sweep(self) -> None:
+        """Never ticks within a test: only its lease queue matters here."""
+
+
+def test_deleted_listener_and_timer_queues_are_declared_and_consumed_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    broker = MemoryBroker()
+    node = Node(exchange="mem", transport=broker.transport)
+    orders = Orders()
+    node.register_service(orders)
+    thread = threading.Thread(target=node.run, daemon=True)
+    thread.start()
+    try:
+        assert node.wait_for_ready(5)
+        listener = next(q for q in broker.queues() if "paid" in q and "dead" not in q)
+        timer = next(q for q in broker.queues() if "sweep" in q)
+        for queue in (listener, timer):
+            wait_for(lambda q=queue: broker.consumers(q) == 1, timeout=5)
+            assert broker.delete_queue(queue)
+            wait_for(lambda q=queue: broker.consumers(q) == 1, timeout=1)
+        with Client(exchange="mem", transport=broker.transport) as client:
+            client.notify("paid", 42)
+            wait_for(lambda: orders.paid == [42], timeout=5)
+        lines = [
+            r.getMessage()
+            for r in caplog.records
+            if "cancelled this node's consumer" in r.getMessage()
+        ]
+        assert len(lines) == 2, lines
+        assert "service-mode listener orders.record for 'paid'" in lines[0]
+        assert "cluster timer orders.sweep" in lines[1]
+    finally:
+        node.stop()
+        thread.join(10)

@@ -229,3 +229,12 @@ def test_an_event_with_more_listeners_than_the_node_holds_is_reported(
     with caplog.at_level(logging.WARNING, logger="isc.server"):
         node._check_listener_capacity()
     assert "event 'busy' has 2 listeners" in caplog.text
+
+
+def test_service_mode_prefetch_follows_the_listener_pool_and_backlog() -> None:
+    url = "amqp://guest:guest@127.0.0.1:1/"
+    assert Node(url=url, listener_pool_size=4)._service_prefetch() == 32
+    assert (
+        Node(url=url, listener_pool_size=4, max_queued_notifications=10)._service_prefetch() == 14
+    )
+    assert Node(url=url, listener_pool_size=4, max_queued_notifications=0)._service_prefetch() == 4

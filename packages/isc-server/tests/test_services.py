@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from isc.core import ConfigurationError
-from isc.server import Node, expose, local_timer, on
+from isc.server import Node, cluster_timer, expose, local_timer, on
 from isc.server._services import MethodError, ServiceTable
 
 
@@ -102,7 +102,75 @@ def test_inspect_describes_the_service() -> None:
             "get_user": "(id: 'int') -> 'str'",
         },
         "listeners": {"on_event": ["new_message", "new_user"], "second_listener": ["new_message"]},
+        "listener_modes": {
+            "on_event": {"new_message": "broadcast", "new_user": "broadcast"},
+            "second_listener": {"new_message": "broadcast"},
+        },
+        "timers": {"tick": [{"timeout": 5.0, "scope": "local"}]},
     }
+
+
+class Orders:
+    name = "orders"
+
+    @on("paid", mode="service", retries=5)
+    @on("shipped", mode="service")
+    def record(self, *args: Any) -> None:
+        pass
+
+    @on("paid")
+    def log(self, *args: Any) -> None:
+        pass
+
+    @cluster_timer(timeout=2)
+    @local_timer(timeout=1)
+    def sweep(self) -> None:
+        pass
+
+
+def test_service_mode_listeners_and_cluster_timers_are_found_apart() -> None:
+    services = ServiceTable("isc")
+    services.register(Orders())
+    assert {event: [fn.__name__ for fn in fns] for event, fns in services.listeners().items()} == {
+        "paid": ["log"]
+    }
+    found = [(s.service, s.method, s.event, s.retries) for s in services.service_listeners()]
+    assert found == [("orders", "record", "paid", 5), ("orders", "record", "shipped", 3)]
+    assert [(p, name) for p, name, _fn in services.timers()] == [(1.0, "orders.sweep")]
+    assert [(p, name) for p, name, _fn in services.cluster_timers()] == [(2.0, "orders.sweep")]
+    described = services.inspect("orders")
+    assert described["listener_modes"] == {
+        "log": {"paid": "broadcast"},
+        "record": {"paid": "service", "shipped": "service"},
+    }
+    assert described["timers"] == {
+        "sweep": [{"timeout": 1.0, "scope": "local"}, {"timeout": 2.0, "scope": "cluster"}]
+    }
+
+
+def test_on_checks_its_mode_and_retries() -> None:
+    with pytest.raises(ConfigurationError, match="mode must be one of broadcast, service"):
+        on("x", mode="once")
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ConfigurationError, match="retries must be an int >= 0"):
+            on("x", mode="service", retries=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="listens for 'x' in mode 'broadcast' already"):
+
+        @on("x", mode="service")
+        @on("x")
+        def both(self: Any) -> None:
+            pass
+
+
+def test_cluster_timer_needs_a_positive_period_and_one_per_method() -> None:
+    with pytest.raises(ConfigurationError, match="@cluster_timer needs a positive timeout"):
+        cluster_timer(timeout=0)
+    with pytest.raises(ConfigurationError, match="has a @cluster_timer already"):
+
+        @cluster_timer(timeout=1)
+        @cluster_timer(timeout=2)
+        def twice(self: Any) -> None:
+            pass
 
 
 def test_inspect_adds_the_metrics_of_the_node() -> None:
@@ -110,7 +178,7 @@ def test_inspect_adds_the_metrics_of_the_node() -> None:
     node.register_service(Users())
     node.metrics.method("users", "get_user").observe(0.01)
     described = node._services.method("users", "_inspect", (), {})()
-    assert set(described) == {"exposed", "listeners", "metrics"}
+    assert set(described) == {"exposed", "listeners", "listener_modes", "timers", "metrics"}
     assert described["metrics"]["methods"]["get_user"]["calls"] == 1
 
 

@@ -196,3 +196,24 @@ def test_kill_stops_running_and_pending_tasks_and_frees_every_slot() -> None:
     assert pool.queued == 0
     assert pool.join(GUARD)
     assert ran == [0, 1]
+
+
+def test_spawn_unbounded_queues_past_the_backlog_bound() -> None:
+    pool = TaskPool(1, max_queued=1)
+    release = gevent.event.Event()
+    ran: list[int] = []
+
+    def task(n: int) -> None:
+        ran.append(n)
+        release.wait(GUARD)
+
+    assert pool.spawn(task, 1)  # runs
+    assert pool.spawn(task, 2)  # waits: the backlog is full
+    with gevent.Timeout(GUARD):
+        pool.spawn_unbounded(task, 3)  # never refused (a prefetch bounds such work)
+    assert pool.queued == 2
+    assert pool.room() == 0  # bounded work finds no room, never a negative one
+    assert not pool.spawn(task, 4)
+    release.set()
+    assert pool.join(GUARD)
+    assert ran == [1, 2, 3]

@@ -125,6 +125,10 @@ class AmqpChannel(Protocol):
         """Acknowledge delivery ``delivery_tag`` (and every earlier one, with ``multiple``).
         Used by the node only."""
 
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> Any:
+        """Reject delivery ``delivery_tag``: requeue it, or (``requeue=False``) drop it or
+        dead-letter it where its queue says. Used by the node only."""
+
     def basic_cancel(
         self, consumer_tag: str = "", callback: Callable[[Any], None] | None = None
     ) -> Any:

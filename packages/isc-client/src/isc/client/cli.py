@@ -442,12 +442,14 @@ def _one_method(service: str, method: str, described: Mapping[str, Any]) -> dict
     """``_inspect``'s answer narrowed to ``method`` (its signature, events and metrics)."""
     exposed = described.get("exposed") or {}
     listeners = described.get("listeners") or {}
-    if method not in exposed and method not in listeners:
-        known = ", ".join(sorted({*exposed, *listeners})) or "none"
+    timers = described.get("timers") or {}
+    if method not in exposed and method not in listeners and method not in timers:
+        known = ", ".join(sorted({*exposed, *listeners, *timers})) or "none"
         raise _CliError(f"service {service!r} exposes no method {method!r} (it has: {known})")
     narrowed: dict[str, Any] = {
-        "exposed": {k: v for k, v in exposed.items() if k == method},
-        "listeners": {k: v for k, v in listeners.items() if k == method},
+        key: {k: v for k, v in (described.get(key) or {}).items() if k == method}
+        for key in ("exposed", "listeners", "listener_modes", "timers")
+        if key in described
     }
     metrics = described.get("metrics")
     if isinstance(metrics, Mapping):
@@ -545,6 +547,11 @@ def _duration(seconds: float) -> str:
     return " ".join(shown[:2]) or "0s"
 
 
+def _with_mode(event: str, mode: object) -> str:
+    """An event as ``isc inspect`` lists it: with its delivery mode unless broadcast."""
+    return event if mode in (None, "broadcast") else f"{event} ({mode})"
+
+
 def format_inspection(service: str, described: Mapping[str, Any]) -> str:
     """``_inspect``'s answer for ``service`` as text: methods, listeners, a metrics table."""
     lines = [f"service {service}"]
@@ -552,10 +559,20 @@ def format_inspection(service: str, described: Mapping[str, Any]) -> str:
     lines.append("  exposed methods:" if exposed else "  exposed methods: none")
     lines.extend(f"    {name}{signature}" for name, signature in sorted(exposed.items()))
     listeners = described.get("listeners") or {}
+    modes = described.get("listener_modes") or {}
     lines.append("  listeners:" if listeners else "  listeners: none")
-    lines.extend(
-        f"    {name}: {', '.join(map(str, events))}" for name, events in sorted(listeners.items())
-    )
+    for name, events in sorted(listeners.items()):
+        mode_of = modes.get(name) or {}
+        shown = [_with_mode(str(event), mode_of.get(event)) for event in events]
+        lines.append(f"    {name}: {', '.join(shown)}")
+    if "timers" in described:  # isc 2 nodes answer it (isclib 1.x's do not)
+        timers = described.get("timers") or {}
+        lines.append("  timers:" if timers else "  timers: none")
+        for name, entries in sorted(timers.items()):
+            shown = [
+                f"every {float(t.get('timeout', 0)):g}s ({t.get('scope', '?')})" for t in entries
+            ]
+            lines.append(f"    {name}: {', '.join(shown)}")
     metrics = described.get("metrics")
     if not isinstance(metrics, Mapping):
         lines.append("")

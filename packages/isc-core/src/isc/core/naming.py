@@ -26,7 +26,10 @@ __all__ = [
     "service_routing_key",
     "reply_queue_name",
     "broadcast_queue_name",
+    "dead_letter_queue_name",
+    "listener_queue_name",
     "new_correlation_id",
+    "timer_queue_name",
     "validate_exchange_name",
     "validate_service_name",
 ]
@@ -79,6 +82,24 @@ service_routing_key = service_queue_name
 def reply_queue_name() -> str:
     """A new unique name for a client's exclusive reply queue: ``response-<uuid4>``."""
     return f"response-{uuid.uuid4()}"
+
+
+def listener_queue_name(exchange: str, service: str, method: str, event: str) -> str:
+    """The durable queue of a ``mode="service"`` listener:
+    ``<exchange>_listener_<service>.<method>:<event>``."""
+    return f"{exchange}_listener_{service}.{method}:{event}"
+
+
+def dead_letter_queue_name(exchange: str, service: str, method: str, event: str) -> str:
+    """Where a ``mode="service"`` listener's failed notifications go once their retries are
+    spent: ``<exchange>_dead_<service>.<method>:<event>``."""
+    return f"{exchange}_dead_{service}.{method}:{event}"
+
+
+def timer_queue_name(exchange: str, service: str, method: str) -> str:
+    """The single-active-consumer queue holding a ``@cluster_timer``'s lease:
+    ``<exchange>_timer_<service>.<method>``."""
+    return f"{exchange}_timer_{service}.{method}"
 
 
 def broadcast_queue_name() -> str:

@@ -21,7 +21,7 @@ from ._exporter import MetricsServer, serve_metrics
 from ._logcontext import LogContextFilter
 from ._metrics import NodeMetrics
 from ._node import HOOK_NAMES, QUEUE_TYPES, Node
-from ._services import INSPECT_METHOD, expose, local_timer, on
+from ._services import INSPECT_METHOD, LISTENER_MODES, cluster_timer, expose, local_timer, on
 from ._version import __version__
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "ConfigurationError",
     "HOOK_NAMES",
     "INSPECT_METHOD",
+    "LISTENER_MODES",
     "LogContextFilter",
     "MetricsServer",
     "Node",
@@ -37,6 +38,7 @@ __all__ = [
     "QUEUE_TYPES",
     "RemoteException",
     "TimeoutException",
+    "cluster_timer",
     "expose",
     "local_timer",
     "on",

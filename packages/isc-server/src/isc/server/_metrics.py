@@ -57,6 +57,12 @@ COUNTERS: tuple[str, ...] = (
     # a notification that found every listener slot taken and the listeners' backlog full
     # (max_queued_notifications), or that still waited when the node stopped: dropped
     "dropped_notifications",
+    # a mode="service" notification whose listener raised: published again to its queue
+    # (counted each time), for another try
+    "retried_notifications",
+    # a mode="service" notification whose listener raised on its last try, or that could not
+    # be decoded: rejected, so the broker dead-letters it to the listener's dead-letter queue
+    "dead_lettered_notifications",
     # a reply the broker returned as unroutable: its caller's reply queue was gone
     "unroutable_replies",
     # a request skipped (acked, never run) because its reply queue was known to be gone

@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import gevent
@@ -42,6 +43,7 @@ from isc.core import (
     CodecRegistry,
     ConfigurationError,
     DecodeError,
+    Envelope,
     IscError,
     JSONCodec,
     MessageTooLargeError,
@@ -52,10 +54,13 @@ from isc.core import (
     TypedJSONCodec,
     broadcast_queue_name,
     check_broker_urls,
+    dead_letter_queue_name,
     describe_payload,
     fanout_exchange_name,
+    listener_queue_name,
     redact_url,
     service_queue_name,
+    timer_queue_name,
     validate_exchange_name,
 )
 
@@ -63,7 +68,7 @@ from ._exporter import DEFAULT_METRICS_HOST, MetricsServer, require_prometheus, 
 from ._logcontext import LOG_FORMAT, LogContextFilter
 from ._metrics import NodeMetrics
 from ._observe import Observer
-from ._services import MethodError, ServiceTable
+from ._services import MethodError, ServiceListener, ServiceTable
 from ._tasks import TaskPool
 
 __all__ = ["Node", "HOOK_NAMES"]
@@ -103,6 +108,60 @@ MAX_GONE_REPLY_QUEUES = 10_000
 
 Hook = Callable[..., Any]
 
+#: The header a ``mode="service"`` notification carries once retried: how many times its
+#: listener failed so far.
+RETRIES_HEADER = "x-isc-retries"
+#: Unacked notifications a service-mode listener's consumer may hold per listener slot: with
+#: one per slot, a free slot waits a round trip to the broker for its next notification.
+SERVICE_PREFETCH_PER_SLOT = 8
+#: The content type of a cluster timer's lease token (an empty message).
+LEASE_CONTENT_TYPE = "application/x-isc-lease"
+_MAX_QUEUE_NAME = 255
+
+
+def _check_queue_name(name: str, what: str) -> str:
+    if len(name.encode()) > _MAX_QUEUE_NAME:
+        raise ConfigurationError(
+            f"the queue of {what} would be named {name!r}, over AMQP's {_MAX_QUEUE_NAME} "
+            "bytes: use a shorter service, method or event name"
+        )
+    return name
+
+
+class _ServiceConsumer:
+    """A ``mode="service"`` listener as the node consumes it: its queue and dead-letter queue."""
+
+    __slots__ = ("dead_letter_queue", "listener", "queue", "what")
+
+    def __init__(self, exchange: str, listener: ServiceListener) -> None:
+        names = (exchange, listener.service, listener.method, listener.event)
+        what = f"listener {listener.service}.{listener.method} for {listener.event!r}"
+        self.what = what
+        self.listener = listener
+        self.queue = _check_queue_name(listener_queue_name(*names), what)
+        self.dead_letter_queue = _check_queue_name(dead_letter_queue_name(*names), what)
+
+
+class _ClusterTimer:
+    """A ``@cluster_timer`` as the node runs it: the lease it may hold, and its ticking loop.
+
+    ``lease`` is (channel generation, delivery tag) of the token this node holds unacked, or
+    None: only the holder ticks.
+    """
+
+    __slots__ = ("fn", "lease", "loop", "name", "period", "queue")
+
+    def __init__(self, exchange: str, period: float, name: str, fn: Callable[[], Any]) -> None:
+        service, method = name.split(".", 1)
+        self.period = period
+        self.name = name
+        self.fn = fn
+        self.queue = _check_queue_name(
+            timer_queue_name(exchange, service, method), f"cluster timer {name}"
+        )
+        self.lease: tuple[int, int] | None = None
+        self.loop: gevent.Greenlet | None = None
+
 
 def _default_codecs() -> list[AbstractCodec]:
     codecs: list[AbstractCodec] = [JSONCodec(), TypedJSONCodec()]
@@ -134,7 +193,10 @@ class Node:
     :param max_queued_notifications: how many listener runs (one per listener of each
         notification) may wait for a free listener slot. A notification that finds no room
         for all its listeners is dropped (the newest; those waiting keep their place),
-        logged (rate-limited) and counted as ``dropped_notifications``.
+        logged (rate-limited) and counted as ``dropped_notifications``. ``mode="service"``
+        listeners are never dropped: each holds at most ``8 * listener_pool_size`` unacked
+        notifications, and no more than ``listener_pool_size + max_queued_notifications``
+        (its prefetch); they wait in the backlog past this bound if they must.
     :param codecs: the codecs accepted (default: json, typedjson and msgpack if installed).
     :param allow_pickle: accept the pickle codec; decoding pickle runs code chosen by the
         sender, so enable it only when every peer on the broker is trusted.
@@ -148,7 +210,9 @@ class Node:
         (always 1.x's; a broker that refuses them stops the node with a
         :class:`~isc.core.ConfigurationError`), ``durable`` or ``quorum`` (replicated, for
         RabbitMQ clusters). Every node of a service must agree; a node that meets the queue
-        declared otherwise logs it and consumes the queue as it is.
+        declared otherwise logs it and consumes the queue as it is. The durable queues of
+        ``mode="service"`` listeners and ``@cluster_timer`` leases are quorum queues with
+        ``quorum`` and classic durable ones otherwise (docs/delivery-modes.md).
     :param fastpath: drive pika through isc's fast path (``True``) or stock pika only
         (``False``); ``None`` follows ``ISC_PIKA_FASTPATH`` (on unless it is ``0``). See
         docs/concepts.md.
@@ -276,9 +340,12 @@ class Node:
         self._forced = False  # a second stop signal cut the drain short
         self._signals_installed = False
         self._listeners: dict[str, list[Callable[..., Any]]] = {}
+        self._service_consumers: list[_ServiceConsumer] = []
+        self._cluster_timers: list[_ClusterTimer] = []
         self._timers: list[gevent.Greenlet] = []
-        #: The consumer tags of the current channel, and the queue each consumes.
-        self._consumers: dict[str, str] = {}
+        #: The consumer tags of the current channel: the queue each consumes, what it is (for
+        #: the log line) and how to declare and consume it again should the broker cancel it.
+        self._consumers: dict[str, tuple[str, str, Callable[[AmqpChannel], None]]] = {}
         self._reconnect_timeout = reconnect_timeout
         self._worker: Transport | None = None
         # Acks (I/O loop only): the delivery tags of the current channel whose request runs,
@@ -368,6 +435,14 @@ class Node:
         """Build the transport and connect: :meth:`run` without signals, timers or the wait
         (``ServiceHarness`` serves a node's calls with this alone)."""
         self._listeners = self._services.listeners()
+        self._service_consumers = [
+            _ServiceConsumer(self.exchange, listener)
+            for listener in self._services.service_listeners()
+        ]
+        self._cluster_timers = [
+            _ClusterTimer(self.exchange, period, name, fn)
+            for period, name, fn in self._services.cluster_timers()
+        ]
         factory: TransportFactory = self._transport or AmqpWorker
         worker = factory(
             self.url,
@@ -457,7 +532,8 @@ class Node:
         if self._drop_log_timer is not None:
             self._drop_log_timer.kill(block=False)
             self._log_dropped_notifications()
-        gevent.killall(self._timers, block=True, timeout=1)
+        loops = [timer.loop for timer in self._cluster_timers if timer.loop is not None]
+        gevent.killall([*self._timers, *loops], block=True, timeout=1)
         if worker is not None:
             worker.stop()
         self._ready.clear()
@@ -511,6 +587,8 @@ class Node:
         channel.add_on_cancel_callback(self._on_consumer_cancelled)
         for queue in self._queues:
             self._consume_service_queue(channel, queue)
+        self._declare_service_listeners(channel, fanout)
+        self._declare_cluster_timers(channel)
 
         def consuming(_frame: object) -> None:
             self._ready.set()
@@ -528,7 +606,10 @@ class Node:
                 queue, durable=durable, exclusive=False, auto_delete=False, arguments=arguments
             )
         channel.queue_bind(queue, self.exchange, routing_key=queue)
-        self._consumers[channel.basic_consume(queue, self._on_request)] = queue
+        channel.basic_qos(prefetch_count=self.concurrency)  # the prefetch of this consumer
+        tag = channel.basic_consume(queue, self._on_request)
+        again = partial(self._consume_service_queue, queue=queue)
+        self._consumers[tag] = (queue, f"service {self._queues[queue]!r}", again)
 
     def _consume_broadcast_queue(
         self, channel: AmqpChannel, callback: Callable[[Any], None] | None = None
@@ -538,7 +619,7 @@ class Node:
         channel.queue_declare(broadcast, exclusive=True, auto_delete=True)
         channel.queue_bind(broadcast, fanout_exchange_name(self.exchange))
         tag = channel.basic_consume(broadcast, self._on_broadcast, auto_ack=True, callback=callback)
-        self._consumers[tag] = broadcast
+        self._consumers[tag] = (broadcast, "notifications", self._consume_broadcast_queue)
 
     def _on_consumer_cancelled(self, frame: Any) -> None:
         """The broker cancelled one of the node's consumers (``basic.cancel``): its queue was
@@ -547,22 +628,19 @@ class Node:
         consume it, on the same channel, at once. Should the declaration fail (the queue's
         member is down), the broker closes the channel and the node reconnects."""
         tag = getattr(frame.method, "consumer_tag", None)
-        queue = self._consumers.pop(tag, None) if tag else None
+        consumer = self._consumers.pop(tag, None) if tag else None
         worker = self._worker
         channel = worker.channel if worker is not None else None
-        if queue is None or self._stopping or channel is None or not channel.is_open:
+        if consumer is None or self._stopping or channel is None or not channel.is_open:
             return
-        service = self._queues.get(queue)
+        queue, what, again = consumer
         log.warning(
             "the broker cancelled this node's consumer of %s (queue %r deleted, or its "
             "cluster member is gone); declaring and consuming it again",
-            f"service {service!r}" if service else "notifications",
+            what,
             queue,
         )
-        if service is not None:
-            self._consume_service_queue(channel, queue)
-        else:
-            self._consume_broadcast_queue(channel)
+        again(channel)
 
     def _on_channel_error(self, reason: BaseException) -> bool:
         """A 406 on a service queue: it exists with other arguments; consume it as it is. A
@@ -575,6 +653,15 @@ class Node:
             return self._on_transient_queues_refused()
         match = _QUEUE_IN_ERROR.search(text)
         queue = match.group(1) if match else None
+        if code == 406 and queue is not None and queue in self._durable_queue_names():
+            self._fail(
+                ConfigurationError(
+                    f"queue {queue!r} exists with other arguments than this node declares "
+                    f"({text}): give every node of the service the same queue_type, or delete "
+                    "the queue (and its dead-letter queue) to redeclare it"
+                )
+            )
+            return True
         if queue not in self._queues:
             return False
         if code == 406 and queue not in self._passive_queues:
@@ -592,6 +679,13 @@ class Node:
         elif code == 406:
             log.error("cannot consume queue %r: %s", queue, getattr(reason, "reply_text", reason))
         return False
+
+    def _durable_queue_names(self) -> set[str]:
+        """The queues of service-mode listeners and cluster timers."""
+        names = {timer.queue for timer in self._cluster_timers}
+        for consumer in self._service_consumers:
+            names.update((consumer.queue, consumer.dead_letter_queue))
+        return names
 
     def _on_transient_queues_refused(self) -> bool:
         """The broker refused isclib 1.x's transient service queues (RabbitMQ 4.3+)."""
@@ -641,6 +735,8 @@ class Node:
         self._ready.clear()
         log.warning("node lost its connection (%s); in-flight calls will be redelivered", error)
         self._forget_queued_requests()
+        for timer in self._cluster_timers:
+            timer.lease = None  # the broker gave it back: it stops ticking here
 
     def _forget_queued_requests(self) -> None:
         """Drop the requests still waiting for a slot: their channel is gone, so the broker
@@ -698,6 +794,7 @@ class Node:
         properties: pika.spec.BasicProperties,
         body: bytes,
     ) -> None:
+        # As _track, inlined: this runs for every request.
         assert self._worker is not None
         generation = self._worker.generation
         if generation != self._ack_generation:  # a new channel: its tags start again at 1
@@ -712,6 +809,18 @@ class Node:
         self._pool.spawn(  # never waits: with every slot taken, the request is queued
             self._handle_request, service, generation, method.delivery_tag, properties, body
         )
+
+    def _track(self, tag: int) -> int:
+        """Note delivery ``tag`` (a request, a service-mode notification or a lease) as
+        running until it is acked; return its channel's generation."""
+        assert self._worker is not None
+        generation = self._worker.generation
+        if generation != self._ack_generation:  # a new channel: its tags start again at 1
+            self._ack_generation = generation
+            self._running.clear()
+            self._finished.clear()
+        self._running.add(tag)
+        return generation
 
     def _ack(self, generation: int, tag: int) -> None:
         """Ack a request now (one that gets no reply)."""
@@ -958,6 +1067,256 @@ class Node:
             observed.failed(exc)
             return
         observed.succeeded()
+
+    # -- service-mode notifications (I/O loop, then the listener pool) ------------------------
+
+    def _queue_arguments(self, **extra: Any) -> dict[str, Any]:
+        """Arguments of the durable queues of service-mode listeners and cluster timers:
+        quorum when the node's ``queue_type`` is, else durable classic (whatever
+        ``queue_type`` says: these queues exist to outlive nodes and restarts)."""
+        arguments = dict(extra)
+        if self.declared_queue_type == "quorum":
+            arguments["x-queue-type"] = "quorum"
+        return arguments
+
+    def _declare_service_listeners(self, channel: AmqpChannel, fanout: str) -> None:
+        """Each service-mode listener consumes its durable queue, bound to the fanout exchange
+        as broadcast queues are (so every 1.x or 2.x sender reaches it); a notification
+        rejected there is dead-lettered by the broker to the listener's dead-letter queue."""
+        for consumer in self._service_consumers:
+            self._consume_service_listener(channel, consumer, fanout)
+
+    def _consume_service_listener(
+        self, channel: AmqpChannel, consumer: _ServiceConsumer, fanout: str
+    ) -> None:
+        """Declare one service-mode listener's queue and dead-letter queue, bind and consume."""
+        channel.queue_declare(
+            consumer.dead_letter_queue,
+            durable=True,
+            arguments=self._queue_arguments() or None,
+        )
+        channel.queue_declare(
+            consumer.queue,
+            durable=True,
+            arguments=self._queue_arguments(
+                **{
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": consumer.dead_letter_queue,
+                }
+            ),
+        )
+        channel.queue_bind(consumer.queue, fanout)
+        # Each consumer holds at most this many unacked notifications: the bound of the work
+        # service-mode listeners queue in the listener pool (they are never dropped).
+        channel.basic_qos(prefetch_count=self._service_prefetch())
+        on_message = partial(self._on_service_notification, consumer)
+        tag = channel.basic_consume(consumer.queue, on_message)
+        again = partial(self._consume_service_listener, consumer=consumer, fanout=fanout)
+        self._consumers[tag] = (consumer.queue, f"service-mode {consumer.what}", again)
+
+    def _service_prefetch(self) -> int:
+        """How many unacked notifications each service-mode listener's consumer may hold:
+        :data:`SERVICE_PREFETCH_PER_SLOT` per listener slot, and no more than the slots plus
+        ``max_queued_notifications`` (so that ``max_queued_notifications=0`` lets none wait)."""
+        pool = self._listener_pool
+        return min(pool.size * SERVICE_PREFETCH_PER_SLOT, pool.size + (pool.max_queued or 0))
+
+    def _on_service_notification(
+        self,
+        consumer: _ServiceConsumer,
+        channel: pika.channel.Channel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        generation = self._track(method.delivery_tag)
+        tag = method.delivery_tag
+        envelope = received_envelope(properties, body)
+        limit = self.max_message_size
+        try:
+            if isinstance(properties, UndecodableProperties):  # hostile or broken headers
+                raise DecodeError(f"its AMQP headers could not be decoded: {properties.isc_error}")
+            if limit is not None and len(body) > limit:
+                raise MessageTooLargeError(
+                    f"{len(body)} bytes, over this node's max_message_size of {limit} bytes"
+                )
+            notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
+        except IscError as exc:
+            log.error(
+                "bad notification dead-lettered to %r: %s; %s",
+                consumer.dead_letter_queue,
+                exc,
+                describe_payload(body),
+            )
+            self.metrics.count("bad_notifications")
+            self._reject(generation, tag)
+            return
+        if notification.event != consumer.listener.event:
+            # The queue is bound to the fanout exchange: it gets every event; keep its own.
+            self._ack(generation, tag)
+            return
+        self._listener_pool.spawn_unbounded(
+            self._run_service_listener, consumer, notification, generation, tag, envelope
+        )
+
+    def _run_service_listener(
+        self,
+        consumer: _ServiceConsumer,
+        notification: Notification,
+        generation: int,
+        tag: int,
+        envelope: Envelope,
+    ) -> None:
+        worker = self._worker
+        assert worker is not None
+        if worker.generation != generation:
+            return  # its channel is gone: the broker delivers it again (maybe to another node)
+        listener = consumer.listener
+        observed = self._observer.listener(listener.fn, notification)
+        try:
+            listener.fn(*notification.args, **notification.kwargs)
+        except Exception as exc:
+            observed.failed(exc)
+            self._retry_or_dead_letter(consumer, notification, generation, tag, envelope)
+            return
+        observed.succeeded()
+        worker.call_soon(lambda: self._ack(generation, tag))
+
+    def _retry_or_dead_letter(
+        self,
+        consumer: _ServiceConsumer,
+        notification: Notification,
+        generation: int,
+        tag: int,
+        envelope: Envelope,
+    ) -> None:
+        """A service-mode listener raised: publish the notification again at the end of its
+        queue with one more retry counted (then ack this delivery), or, with its retries
+        spent, reject it so that the broker dead-letters it."""
+        worker = self._worker
+        assert worker is not None
+        listener = consumer.listener
+        headers = dict(envelope.headers or {})
+        failures = headers.get(RETRIES_HEADER, 0)
+        failures = (failures if isinstance(failures, int) else 0) + 1
+        where = f"listener {listener.service}.{listener.method} for event {notification.event!r}"
+        if failures > listener.retries:
+            log.exception(
+                "%s failed %d time(s): notification %r dead-lettered to queue %r",
+                where,
+                failures,
+                notification.correlation_id,
+                consumer.dead_letter_queue,
+            )
+            self.metrics.count("dead_lettered_notifications")
+            worker.call_soon(lambda: self._reject(generation, tag))
+            return
+        log.exception(
+            "%s failed (attempt %d of %d); retrying notification %r",
+            where,
+            failures,
+            listener.retries + 1,
+            notification.correlation_id,
+        )
+        self.metrics.count("retried_notifications")
+        headers[RETRIES_HEADER] = failures
+        again = Envelope(
+            envelope.body,
+            envelope.content_type,
+            envelope.content_encoding,
+            envelope.correlation_id,
+            None,
+            headers,
+        )
+        # Published before the ack, on the same channel: a node that dies in between leaves
+        # both copies (at-least-once), never neither.
+        acked = lambda: self._ack_later(generation, tag)  # noqa: E731
+        worker.submit(Outgoing(again, "", consumer.queue, on_published=acked))
+
+    def _reject(self, generation: int, tag: int) -> None:
+        """Reject a delivery without requeueing it (on the loop): its queue dead-letters it."""
+        worker = self._worker
+        channel = worker.channel if worker is not None else None
+        if worker is None or channel is None or generation != self._ack_generation:
+            return  # the channel that delivered it is gone: the broker redelivers it
+        self._running.discard(tag)
+        channel.basic_reject(tag, requeue=False)
+        self._flush_acks()
+
+    # -- cluster timers (I/O loop, then a greenlet per held lease) -----------------------------
+
+    def _declare_cluster_timers(self, channel: AmqpChannel) -> None:
+        """Each cluster timer consumes its single-active-consumer queue, which holds one token:
+        the lease. The broker delivers it to the active consumer only; the node that holds it
+        (unacked) ticks, and when its channel goes the broker hands the token to the next."""
+        for timer in self._cluster_timers:
+            self._consume_cluster_timer(channel, timer)
+
+    def _consume_cluster_timer(self, channel: AmqpChannel, timer: _ClusterTimer) -> None:
+        """Declare one cluster timer's lease queue (adding the token if none is ready) and
+        consume it."""
+        timer.lease = None
+        channel.queue_declare(
+            timer.queue,
+            durable=True,
+            arguments=self._queue_arguments(**{"x-single-active-consumer": True}),
+            callback=partial(self._on_timer_queue, timer),
+        )
+        channel.basic_qos(prefetch_count=2)  # the lease, and a duplicate token to delete
+        tag = channel.basic_consume(timer.queue, partial(self._on_lease, timer))
+        again = partial(self._consume_cluster_timer, timer=timer)
+        self._consumers[tag] = (timer.queue, f"cluster timer {timer.name}", again)
+
+    def _on_timer_queue(self, timer: _ClusterTimer, frame: Any) -> None:
+        """A timer's queue holds no ready token: add one (any extra one is deleted by the
+        node that holds the lease, so two nodes adding one at once is harmless)."""
+        if frame.method.message_count == 0 and self._worker is not None:
+            token = Envelope(b"", LEASE_CONTENT_TYPE)
+            self._worker.submit(Outgoing(token, "", timer.queue))
+
+    def _on_lease(
+        self,
+        timer: _ClusterTimer,
+        channel: pika.channel.Channel,
+        method: pika.spec.Basic.Deliver,
+        properties: pika.spec.BasicProperties,
+        body: bytes,
+    ) -> None:
+        generation = self._track(method.delivery_tag)
+        if timer.lease is not None and timer.lease[0] == generation:
+            self._ack(generation, method.delivery_tag)  # a second token: delete it
+            return
+        timer.lease = (generation, method.delivery_tag)
+        if self._stopping:
+            return  # the lease goes back when the channel closes
+        log.info("cluster timer %s: this node holds the lease and ticks", timer.name)
+        if timer.loop is not None:
+            timer.loop.kill(block=False)
+        timer.loop = gevent.spawn(self._cluster_timer_loop, timer, generation)
+
+    def _cluster_timer_loop(self, timer: _ClusterTimer, generation: int) -> None:
+        """Tick every period while this node holds the lease of channel ``generation``.
+
+        The first tick comes one period after taking the lease: the node that held it before
+        may have ticked just before it went, and a tick per interval is the promise."""
+        period = timer.period
+        next_tick = time.monotonic() + period
+        while True:
+            gevent.sleep(max(0.0, next_tick - time.monotonic()))
+            worker = self._worker
+            lease = timer.lease
+            if (
+                self._stopping
+                or worker is None
+                or lease is None
+                or lease[0] != generation
+                or worker.generation != generation
+            ):
+                return
+            next_tick += period
+            self._tick(timer.name, timer.fn)
+            if next_tick < time.monotonic():
+                next_tick = time.monotonic() + period
 
     # -- timers ------------------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from isc.core import ConfigurationError, validate_service_name
 __all__ = [
     "INSPECT_METHOD",
     "MethodError",
+    "LISTENER_MODES",
     "ServiceTable",
+    "cluster_timer",
     "expose",
     "local_timer",
     "on",
@@ -36,27 +38,58 @@ def expose(fn: F) -> F:
     return fn
 
 
-def on(*events: str) -> Callable[[F], F]:
-    """Run the method for every notification of ``events`` (``client.notify(event, ...)``).
+#: The delivery modes of ``@on``: ``broadcast`` (every running node, isclib 1.x's) and
+#: ``service`` (once per service, from a durable queue; see docs/delivery-modes.md).
+LISTENER_MODES = ("broadcast", "service")
+#: How many times a ``mode="service"`` listener that raises is retried by default before the
+#: notification is dead-lettered.
+DEFAULT_RETRIES = 3
 
-    Stackable; every running node receives each notification once. The method is called with
-    the notification's arguments.
+
+def on(*events: str, mode: str = "broadcast", retries: int = DEFAULT_RETRIES) -> Callable[[F], F]:
+    """Run the method for notifications of ``events`` (``client.notify(event, ...)``).
+
+    Stackable; the method is called with the notification's arguments. ``mode`` says which
+    nodes run it:
+
+    * ``"broadcast"`` (the default, isclib 1.x's): every running node, once each; a node that
+      is down or reconnecting misses the notification.
+    * ``"service"``: one node of the service, once per notification, from a durable queue
+      that keeps notifications while no node runs. The message is acked after the method
+      returns (at-least-once); a method that raises is retried up to ``retries`` times, then
+      the notification is dead-lettered to a named queue. See docs/delivery-modes.md.
     """
     if not events or not all(isinstance(e, str) and e for e in events):
         raise ConfigurationError(f"@on needs one or more event names, got {events!r}")
+    if mode not in LISTENER_MODES:
+        raise ConfigurationError(
+            f"@on mode must be one of {', '.join(LISTENER_MODES)}, got {mode!r}"
+        )
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ConfigurationError(f"@on retries must be an int >= 0, got {retries!r}")
 
     def decorate(fn: F) -> F:
+        modes: dict[str, tuple[str, int]] = dict(getattr(fn, "__on_modes__", {}))
+        for event in events:
+            known = modes.get(event)
+            if known is not None and known[0] != mode:
+                raise ConfigurationError(
+                    f"{_qualname(fn)} listens for {event!r} in mode {known[0]!r} already; "
+                    f"one method has one mode per event (use another method for {mode!r})"
+                )
+            modes[event] = (mode, retries)
         listened: set[str] = getattr(fn, "__on__", set())
         fn.__on__ = listened | set(events)  # type: ignore[attr-defined]
+        fn.__on_modes__ = modes  # type: ignore[attr-defined]
         return fn
 
     return decorate
 
 
 def local_timer(timeout: float) -> Callable[[F], F]:
-    """Run the method every ``timeout`` seconds on each node (not once per cluster)."""
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-        raise ConfigurationError(f"@local_timer needs a positive timeout, got {timeout!r}")
+    """Run the method every ``timeout`` seconds on each node (see :func:`cluster_timer` for
+    once per cluster)."""
+    _check_timeout("@local_timer", timeout)
 
     def decorate(fn: F) -> F:
         timeouts: set[float] = getattr(fn, "__timeouts__", set())
@@ -64,6 +97,59 @@ def local_timer(timeout: float) -> Callable[[F], F]:
         return fn
 
     return decorate
+
+
+def cluster_timer(timeout: float) -> Callable[[F], F]:
+    """Run the method every ``timeout`` seconds on one node of the service across the cluster.
+
+    The node that ticks holds a lease (a token message on a single-active-consumer queue per
+    timer); when it stops or dies, another node of the service takes the lease and ticks
+    from one ``timeout`` later, so the ticks go on within two intervals. One per method.
+    See docs/delivery-modes.md.
+    """
+    _check_timeout("@cluster_timer", timeout)
+
+    def decorate(fn: F) -> F:
+        known = getattr(fn, "__cluster_timeout__", None)
+        if known is not None and known != float(timeout):
+            raise ConfigurationError(
+                f"{_qualname(fn)} has a @cluster_timer already ({known}s): one per method"
+            )
+        fn.__cluster_timeout__ = float(timeout)  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+def _check_timeout(decorator: str, timeout: object) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise ConfigurationError(f"{decorator} needs a positive timeout, got {timeout!r}")
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", repr(fn))
+
+
+def listener_mode(fn: Callable[..., Any], event: str) -> tuple[str, int]:
+    """(mode, retries) of listener ``fn`` for ``event`` (isclib 1.x's ``__on__`` alone:
+    broadcast)."""
+    modes: dict[str, tuple[str, int]] = getattr(fn, "__on_modes__", None) or {}
+    return modes.get(event, ("broadcast", DEFAULT_RETRIES))
+
+
+class ServiceListener:
+    """A ``mode="service"`` listener: ``fn`` of service ``service`` for ``event``."""
+
+    __slots__ = ("event", "fn", "method", "retries", "service")
+
+    def __init__(
+        self, service: str, method: str, event: str, fn: Callable[..., Any], retries: int
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.event = event
+        self.fn = fn
+        self.retries = retries
 
 
 class MethodError(Exception):
@@ -171,13 +257,35 @@ class ServiceTable:
         return arity
 
     def listeners(self) -> dict[str, list[Callable[..., Any]]]:
-        """Event name → the bound methods listening for it, over every service."""
+        """Event name → the bound methods listening for it in ``broadcast`` mode, over every
+        service."""
+        table: dict[str, list[Callable[..., Any]]] = {}
+        for service in self.services.values():
+            for _name, member in _members(service):
+                for event in sorted(getattr(member, "__on__", ())):
+                    if listener_mode(member, event)[0] == "broadcast":
+                        table.setdefault(event, []).append(member)
+        return table
+
+    def all_listeners(self) -> dict[str, list[Callable[..., Any]]]:
+        """Event name → the bound methods listening for it in any mode, over every service."""
         table: dict[str, list[Callable[..., Any]]] = {}
         for service in self.services.values():
             for _name, member in _members(service):
                 for event in sorted(getattr(member, "__on__", ())):
                     table.setdefault(event, []).append(member)
         return table
+
+    def service_listeners(self) -> list[ServiceListener]:
+        """Every ``mode="service"`` listener, one per (service, method, event)."""
+        found = []
+        for service_name, service in self.services.items():
+            for name, member in _members(service):
+                for event in sorted(getattr(member, "__on__", ())):
+                    mode, retries = listener_mode(member, event)
+                    if mode == "service":
+                        found.append(ServiceListener(service_name, name, event, member, retries))
+        return found
 
     def timers(self) -> list[tuple[float, str, Callable[[], Any]]]:
         """(period, "service.method", bound method) for every ``@local_timer``."""
@@ -188,23 +296,50 @@ class ServiceTable:
                     found.append((period, f"{service_name}.{name}", member))
         return found
 
-    def inspect(self, service_name: str) -> dict[str, Any]:
-        """What ``_inspect`` answers: exposed methods with signatures, listeners and metrics.
+    def cluster_timers(self) -> list[tuple[float, str, Callable[[], Any]]]:
+        """(period, "service.method", bound method) for every ``@cluster_timer``."""
+        found = []
+        for service_name, service in self.services.items():
+            for name, member in _members(service):
+                period = getattr(member, "__cluster_timeout__", None)
+                if isinstance(period, float):
+                    found.append((period, f"{service_name}.{name}", member))
+        return found
 
-        Signatures show parameter names, kinds and annotations, never default values (each
-        default shows as ``...``). ``metrics`` (present when the table has a metrics source) is
+    def inspect(self, service_name: str) -> dict[str, Any]:
+        """What ``_inspect`` answers: exposed methods with signatures, listeners, timers and
+        metrics.
+
+        ``listeners`` maps each listener to its events, as isclib 1.x answers;
+        ``listener_modes`` maps it to ``{event: mode}``, and ``timers`` each timer method to
+        its ``[{"timeout": seconds, "scope": "local" | "cluster"}]``. Signatures show
+        parameter names, kinds and annotations, never default values (each default shows as
+        ``...``). ``metrics`` (present when the table has a metrics source) is
         :meth:`NodeMetrics.snapshot` of the node that answered.
         """
         service = self.services[service_name]
         exposed = {}
         listeners = {}
+        modes = {}
+        timers: dict[str, list[dict[str, Any]]] = {}
         for name, member in _members(service):
             if getattr(member, "__exposed__", False):
                 exposed[name] = _signature(member)
             events = getattr(member, "__on__", None)
             if events:
                 listeners[name] = sorted(events)
-        described: dict[str, Any] = {"exposed": exposed, "listeners": listeners}
+                modes[name] = {event: listener_mode(member, event)[0] for event in sorted(events)}
+            for period in sorted(getattr(member, "__timeouts__", None) or ()):
+                timers.setdefault(name, []).append({"timeout": period, "scope": "local"})
+            period = getattr(member, "__cluster_timeout__", None)
+            if isinstance(period, float):
+                timers.setdefault(name, []).append({"timeout": period, "scope": "cluster"})
+        described: dict[str, Any] = {
+            "exposed": exposed,
+            "listeners": listeners,
+            "listener_modes": modes,
+            "timers": timers,
+        }
         if self.metrics is not None:
             described["metrics"] = self.metrics(service_name)
         return described

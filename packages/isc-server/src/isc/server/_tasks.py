@@ -67,11 +67,21 @@ class TaskPool:
         self._backlog.append((fn, args))
         return True
 
+    def spawn_unbounded(self, fn: Callable[..., Any], *args: Any) -> None:
+        """As :meth:`spawn`, but past ``max_queued`` too: for work bounded elsewhere (a
+        consumer's prefetch), which must never be refused."""
+        if self._free:
+            self._free -= 1
+            self._idle.clear()
+            self._running.add(gevent.spawn_raw(self._run, fn, args))
+        else:
+            self._backlog.append((fn, args))
+
     def room(self) -> int | None:
         """How many tasks :meth:`spawn` would take now (``None``: any number)."""
         if self.max_queued is None:
             return None
-        return self._free + self.max_queued - len(self._backlog)
+        return max(0, self._free + self.max_queued - len(self._backlog))
 
     @property
     def running(self) -> int:

@@ -122,16 +122,20 @@ class ServiceHarness:
 
     @property
     def events(self) -> dict[str, list[str]]:
-        """Event name → the names of the service's ``@on`` handlers for it."""
+        """Event name → the names of the service's ``@on`` handlers for it (any mode)."""
         return {
             event: [getattr(fn, "__name__", repr(fn)) for fn in handlers]
-            for event, handlers in sorted(self._node._services.listeners().items())
+            for event, handlers in sorted(self._node._services.all_listeners().items())
         }
 
     @property
     def timers(self) -> dict[str, float]:
-        """Method name → period in seconds of every ``@local_timer``."""
-        return {name.split(".", 1)[1]: period for period, name, _ in self._node._services.timers()}
+        """Method name → period in seconds of every ``@local_timer`` and ``@cluster_timer``."""
+        return {name.split(".", 1)[1]: period for period, name, _ in self._all_timers()}
+
+    def _all_timers(self) -> list[tuple[float, str, Any]]:
+        services = self._node._services
+        return [*services.timers(), *services.cluster_timers()]
 
     # -- driving it --------------------------------------------------------------------------
 
@@ -157,8 +161,10 @@ class ServiceHarness:
     def notify(self, event: str, /, *args: Any, **kwargs: Any) -> int:
         """Deliver ``client.notify(event, *args, **kwargs)`` to the service's ``@on`` handlers.
 
-        Returns how many handlers ran (0 when none listens, which a node ignores too). Every
-        handler runs even if one fails; then the first failure is raised (a node only logs it).
+        Handlers of every mode run once (``mode="service"`` ones as the node that takes the
+        notification would; the harness does not retry or dead-letter). Returns how many
+        handlers ran (0 when none listens, which a node ignores too). Every handler runs even
+        if one fails; then the first failure is raised (a node only logs it).
         """
         notification = Notification(event, args, kwargs)
         if self.round_trip:
@@ -167,7 +173,7 @@ class ServiceHarness:
             notification = Notification.decode(
                 envelope, self._node.codecs.get(envelope.content_type)
             )
-        handlers = self._node._services.listeners().get(notification.event, [])
+        handlers = self._node._services.all_listeners().get(notification.event, [])
         failures: list[Exception] = []
         for handler in handlers:
             try:
@@ -180,13 +186,14 @@ class ServiceHarness:
         return len(handlers)
 
     def fire_timer(self, method: str) -> None:
-        """Run one tick of the ``@local_timer`` method ``method``, with the node's hooks.
+        """Run one tick of the ``@local_timer`` or ``@cluster_timer`` method ``method``, with
+        the node's hooks.
 
         Raises what the method raised (a node logs it and keeps ticking), or
         :class:`~isc.core.ConfigurationError` when ``method`` is not a timer of the service.
         """
         name = f"{self.name}.{method}"
-        for _period, timer, fn in self._node._services.timers():
+        for _period, timer, fn in self._all_timers():
             if timer == name:
                 error = self._node._tick(timer, fn)
                 if error is not None:
@@ -194,7 +201,8 @@ class ServiceHarness:
                 return
         known = ", ".join(sorted(self.timers)) or "none"
         raise ConfigurationError(
-            f"{name} is not a @local_timer method (the timers of {self.name}: {known})"
+            f"{name} is not a @local_timer or @cluster_timer method "
+            f"(the timers of {self.name}: {known})"
         )
 
     def __repr__(self) -> str:

@@ -643,6 +643,13 @@ class MemoryChannel:
         """Acknowledge a delivery (an unknown tag closes the channel, 406, as RabbitMQ)."""
         self._do(lambda: self.broker._ack(self, delivery_tag, multiple), None, None)
 
+    def basic_reject(self, delivery_tag: int, requeue: bool = True) -> None:
+        """Reject a delivery. Without ``requeue`` it is dropped: this broker has no
+        dead-letter exchanges (RabbitMQ dead-letters it when the queue says where)."""
+        if requeue:
+            raise NotImplementedError("the in-memory broker does not requeue rejected messages")
+        self._do(lambda: self.broker._ack(self, delivery_tag, False), None, None)
+
     def basic_publish(
         self,
         exchange: str,
