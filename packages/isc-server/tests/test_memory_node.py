@@ -244,10 +244,10 @@ def test_a_slow_call_is_not_failed_by_the_consumer_check(
     assert client.calc.slow.call_async().result(5) is None
 
 
-class Orders:
+class Shop:
     """A service-mode listener and a cluster timer: consumers of durable queues of their own."""
 
-    name = "orders"
+    name = "shop"
 
     def __init__(self) -> None:
         self.paid: list[int] = []
@@ -266,7 +266,7 @@ def test_deleted_listener_and_timer_queues_are_declared_and_consumed_again(
 ) -> None:
     broker = MemoryBroker()
     node = Node(exchange="mem", transport=broker.transport)
-    orders = Orders()
+    orders = Shop()
     node.register_service(orders)
     thread = threading.Thread(target=node.run, daemon=True)
     thread.start()
@@ -287,8 +287,8 @@ def test_deleted_listener_and_timer_queues_are_declared_and_consumed_again(
             if "cancelled this node's consumer" in r.getMessage()
         ]
         assert len(lines) == 2, lines
-        assert "service-mode listener orders.record for 'paid'" in lines[0]
-        assert "cluster timer orders.sweep" in lines[1]
+        assert "service-mode listener shop.record for 'paid'" in lines[0]
+        assert "cluster timer shop.sweep" in lines[1]
     finally:
         node.stop()
         thread.join(10)
