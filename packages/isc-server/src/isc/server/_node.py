@@ -986,6 +986,20 @@ class Node:
 
     # -- notifications -----------------------------------------------------------------------
 
+    def _decode_notification(
+        self, properties: pika.spec.BasicProperties, envelope: Envelope
+    ) -> Notification:
+        """Decode a delivered notification; raises an :class:`IscError` saying why it cannot
+        be (hostile headers, over ``max_message_size``, an unknown or refused codec, ...)."""
+        if isinstance(properties, UndecodableProperties):  # hostile or broken headers
+            raise DecodeError(f"its AMQP headers could not be decoded: {properties.isc_error}")
+        limit = self.max_message_size
+        if limit is not None and len(envelope.body) > limit:
+            raise MessageTooLargeError(
+                f"{len(envelope.body)} bytes, over this node's max_message_size of {limit} bytes"
+            )
+        return Notification.decode(envelope, self.codecs.get(envelope.content_type))
+
     def _on_broadcast(
         self,
         channel: pika.channel.Channel,
@@ -994,15 +1008,8 @@ class Node:
         body: bytes,
     ) -> None:
         envelope = received_envelope(properties, body)
-        limit = self.max_message_size
         try:
-            if isinstance(properties, UndecodableProperties):  # hostile or broken headers
-                raise DecodeError(f"its AMQP headers could not be decoded: {properties.isc_error}")
-            if limit is not None and len(body) > limit:
-                raise MessageTooLargeError(
-                    f"{len(body)} bytes, over this node's max_message_size of {limit} bytes"
-                )
-            notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
+            notification = self._decode_notification(properties, envelope)
         except IscError as exc:
             log.error("bad notification dropped: %s; %s", exc, describe_payload(body))
             self.metrics.count("bad_notifications")
@@ -1132,15 +1139,8 @@ class Node:
         generation = self._track(method.delivery_tag)
         tag = method.delivery_tag
         envelope = received_envelope(properties, body)
-        limit = self.max_message_size
         try:
-            if isinstance(properties, UndecodableProperties):  # hostile or broken headers
-                raise DecodeError(f"its AMQP headers could not be decoded: {properties.isc_error}")
-            if limit is not None and len(body) > limit:
-                raise MessageTooLargeError(
-                    f"{len(body)} bytes, over this node's max_message_size of {limit} bytes"
-                )
-            notification = Notification.decode(envelope, self.codecs.get(envelope.content_type))
+            notification = self._decode_notification(properties, envelope)
         except IscError as exc:
             log.error(
                 "bad notification dead-lettered to %r: %s; %s",
