@@ -179,6 +179,7 @@ def test_notify_reaches_every_queue_bound_to_the_fanout(
                 )
                 envelope = Envelope(body, props.content_type, correlation_id=props.correlation_id)
                 assert props.correlation_id  # isclib 1.x nodes drop notifications without one
+                assert props.delivery_mode == 2  # persistent: durable queues keep it (restarts)
                 got.append(Notification.decode(envelope, codec))
             assert [(n.event, listify(n.args)) for n in got] == [
                 ("new_message", ["alice", "Hello!"]),

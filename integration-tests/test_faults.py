@@ -85,14 +85,15 @@ def test_a_broker_restart_is_survived_by_clients_and_nodes(
 
 @pytest.mark.codec_independent
 @pytest.mark.xdist_group("broker-outage")
+@pytest.mark.parametrize("queue_type", ["auto", "quorum"])
 def test_service_mode_notifications_confirmed_before_a_broker_restart_are_all_handled(
-    rabbitmq_node: RabbitMQNode, exchange: str
+    rabbitmq_node: RabbitMQNode, exchange: str, queue_type: str
 ) -> None:
     """Sent (and confirmed) while no node of the service runs, then the broker restarts: a
     node started afterwards handles every one. Quorum queues keep every message; a classic
-    durable queue keeps persistent ones only (docs/delivery-modes.md)."""
+    durable queue (the default's) keeps persistent ones, and notifications are persistent."""
     url = rabbitmq_node.amqp_url
-    extra = ["--queue-type", "quorum"]
+    extra = ["--queue-type", queue_type]
     sent = [{"order": n} for n in range(20)]
     try:
         with NodeProcess.serve(url, exchange, "modes:Orders", extra=extra):

@@ -57,6 +57,7 @@ isc_properties = st.fixed_dictionaries(
         "correlation_id": shortstr,
         "reply_to": shortstr,
         "expiration": st.integers(min_value=1, max_value=10**9).map(str),
+        "delivery_mode": st.sampled_from([1, 2]),
     },
 )
 all_properties = isc_properties.flatmap(

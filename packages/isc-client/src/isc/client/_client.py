@@ -436,7 +436,14 @@ class Client:
         envelope = notification.encode(self._codec)
         self._check_size(envelope, f"notification {event!r}")
         self._get_worker().submit(
-            Outgoing(envelope, fanout_exchange_name(self._exchange), "", confirm=True)
+            # Persistent: a service-mode listener's durable queue keeps it across a restart.
+            Outgoing(
+                envelope,
+                fanout_exchange_name(self._exchange),
+                "",
+                confirm=True,
+                persistent=True,
+            )
         )
 
     def _check_size(self, envelope: Envelope, what: str) -> None:

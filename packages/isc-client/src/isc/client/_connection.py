@@ -124,6 +124,7 @@ class Outgoing:
         "on_published",
         "on_sent",
         "on_taken",
+        "persistent",
         "wants_reply",
     )
 
@@ -140,8 +141,11 @@ class Outgoing:
         on_taken: Callable[[], None] | None = None,
         on_published: Callable[[], None] | None = None,
         confirm: bool = False,
+        persistent: bool = False,
     ) -> None:
         self.envelope = envelope
+        #: published with ``delivery_mode=2``: a durable queue keeps it across a broker restart
+        self.persistent = persistent
         self.exchange = exchange
         self.key = key
         self.mandatory = mandatory
@@ -694,6 +698,7 @@ class AmqpWorker:
                 reply_to=self.reply_to if item.wants_reply else None,
                 expiration=expiration,
                 mandatory=item.mandatory,
+                persistent=item.persistent,
             )
         except pika.exceptions.AMQPError as exc:
             self._log.warning("publish failed (%s); will retry after reconnecting", _describe(exc))

@@ -611,6 +611,7 @@ class FastWire(Wire):
         reply_to: str | None,
         expiration: str | None,
         mandatory: bool,
+        persistent: bool = False,
     ) -> None:
         """Publish with isc's frame encoder (:meth:`_FastChannel.publish_encoded`)."""
         properties = encode_properties(
@@ -620,6 +621,7 @@ class FastWire(Wire):
             envelope.correlation_id,
             reply_to,
             expiration,
+            2 if persistent else None,
         )
         channel.publish_encoded(
             exchange, routing_key, envelope.body, properties, mandatory=mandatory

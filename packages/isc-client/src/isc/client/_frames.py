@@ -133,6 +133,7 @@ def encode_properties(
     correlation_id: str | None = None,
     reply_to: str | None = None,
     expiration: str | None = None,
+    delivery_mode: int | None = None,
 ) -> bytes:
     """The property flags and values of a content header, as pika would encode them."""
     flags = 0
@@ -146,6 +147,9 @@ def encode_properties(
     if headers is not None:
         flags |= _P.FLAG_HEADERS
         pieces.append(_table(headers))
+    if delivery_mode is not None:
+        flags |= _P.FLAG_DELIVERY_MODE
+        pieces.append(bytes((delivery_mode,)))
     if correlation_id is not None:
         flags |= _P.FLAG_CORRELATION_ID
         pieces.append(_shortstr(correlation_id))

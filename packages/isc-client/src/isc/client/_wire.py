@@ -75,12 +75,15 @@ class Wire:
         reply_to: str | None,
         expiration: str | None,
         mandatory: bool,
+        persistent: bool = False,
     ) -> None:
-        """Publish ``envelope`` (raises pika's ``AMQPError`` on a closed channel)."""
+        """Publish ``envelope`` (raises pika's ``AMQPError`` on a closed channel);
+        ``persistent``: with ``delivery_mode=2``."""
         properties = pika.spec.BasicProperties(
             content_type=envelope.content_type,
             content_encoding=envelope.content_encoding,
             headers=dict(envelope.headers) if envelope.headers is not None else None,
+            delivery_mode=2 if persistent else None,
             correlation_id=envelope.correlation_id,
             reply_to=reply_to,
             expiration=expiration,

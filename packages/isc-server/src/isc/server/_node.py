@@ -1231,7 +1231,7 @@ class Node:
         # Published before the ack, on the same channel: a node that dies in between leaves
         # both copies (at-least-once), never neither.
         acked = lambda: self._ack_later(generation, tag)  # noqa: E731
-        worker.submit(Outgoing(again, "", consumer.queue, on_published=acked))
+        worker.submit(Outgoing(again, "", consumer.queue, on_published=acked, persistent=True))
 
     def _reject(self, generation: int, tag: int) -> None:
         """Reject a delivery without requeueing it (on the loop): its queue dead-letters it."""

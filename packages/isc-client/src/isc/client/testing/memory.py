@@ -1015,6 +1015,7 @@ class MemoryTransport:
             content_type=envelope.content_type,
             content_encoding=envelope.content_encoding,
             headers=dict(envelope.headers) if envelope.headers is not None else None,
+            delivery_mode=2 if item.persistent else None,
             correlation_id=envelope.correlation_id,
             reply_to=self.reply_to if item.wants_reply else None,
             expiration=expiration,
