@@ -21,8 +21,8 @@ Environment:
   of them in one session (what ``make integration`` runs: one environment per Python).
 * ``ISC_TEST_FAULTS_EVERYWHERE=1``: run the tests marked ``fault`` or ``tooling`` on every
   Python, not just one.
-* ``ISC_TEST_SKIP_TOOLING=1``: skip the tests marked ``tooling`` (the stock-pika environment
-  sets it: it runs on the Python that already ran them).
+* ``ISC_TEST_SKIP_MARKERS=tooling,cluster``: skip the tests with these markers (the
+  stock-pika environment sets it: it runs on the Python that already ran them).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ CODEC_INDEPENDENT_RUNS_WITH = "json"
 #: the rest of the suite).
 FAULTS_RUN_ON = (3, 11)
 ENV_FAULTS_EVERYWHERE = "ISC_TEST_FAULTS_EVERYWHERE"
-ENV_SKIP_TOOLING = "ISC_TEST_SKIP_TOOLING"
+ENV_SKIP_MARKERS = "ISC_TEST_SKIP_MARKERS"
 #: The markers whose tests run on one Python of the matrix only.
 ONE_PYTHON_MARKERS = ("fault", "tooling", "cluster")
 
@@ -185,7 +185,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"tooling: a test of the project's tooling or of the docs' commands; runs on Python "
-        f"{one_python} only (set {ENV_FAULTS_EVERYWHERE}=1 for all; {ENV_SKIP_TOOLING}=1 skips)",
+        f"{one_python} only (set {ENV_FAULTS_EVERYWHERE}=1 for all)",
     )
     name = _codec_under_test()
     if name and name not in isc.codecs.CODECS:
@@ -203,8 +203,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if sys.version_info[:2] != FAULTS_RUN_ON and not os.environ.get(ENV_FAULTS_EVERYWHERE):
         for marker in ONE_PYTHON_MARKERS:
             skips[marker] = pytest.mark.skip(reason=f"{marker} suite: runs on Python {one_python}")
-    if os.environ.get(ENV_SKIP_TOOLING):
-        skips["tooling"] = pytest.mark.skip(reason=f"tooling suite: {ENV_SKIP_TOOLING} is set")
+    for marker in filter(None, os.environ.get(ENV_SKIP_MARKERS, "").split(",")):
+        skips[marker.strip()] = pytest.mark.skip(reason=f"{ENV_SKIP_MARKERS} names {marker}")
     for item in items:
         for marker, skip in skips.items():
             if item.get_closest_marker(marker):
