@@ -577,7 +577,6 @@ class Node:
 
     def _setup_channel(self, channel: AmqpChannel, ready: Callable[[], None]) -> None:
         self._forget_queued_requests()
-        channel.basic_qos(prefetch_count=self.concurrency)
         channel.exchange_declare(
             self.exchange, exchange_type="direct", durable=False, auto_delete=False
         )
